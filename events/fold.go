@@ -1,0 +1,269 @@
+package events
+
+import (
+	"fmt"
+	"time"
+)
+
+// Container is the fold's record of one container.
+type Container struct {
+	ID        string        `json:"id"`
+	Phase     Phase         `json:"phase"`
+	Spec      ContainerSpec `json:"spec"`
+	Owner     string        `json:"owner"`
+	HostID    string        `json:"host_id,omitempty"`
+	CreatedAt time.Time     `json:"created_at"`
+	StartedAt time.Time     `json:"started_at,omitzero"`
+	Pid       int           `json:"pid,omitempty"`
+	Exit      *Exit         `json:"exit,omitempty"`
+	// Intent is the type of the last intent event that has no outcome yet
+	// ("" when none): the host operation that may have been interrupted.
+	Intent string `json:"intent,omitempty"`
+	// Error is the message of the last failed operation.
+	Error string `json:"error,omitempty"`
+	// Seq is the journal sequence of the last event applied to this record.
+	Seq uint64 `json:"seq"`
+}
+
+// Outcome is a handled command kept in the idempotency window.
+type Outcome struct {
+	ID        string    `json:"id"`
+	Verb      string    `json:"verb"`
+	Container string    `json:"container,omitempty"`
+	Reply     Reply     `json:"reply"`
+	At        time.Time `json:"at"`
+}
+
+// Window bounds how many handled command outcomes the fold keeps, by count
+// and by age. It must be longer than the command inbox's redelivery horizon.
+type Window struct {
+	MaxCount int           `json:"max_count"`
+	MaxAge   time.Duration `json:"max_age"`
+}
+
+// DefaultWindow keeps the last 100,000 outcomes, for at most 48 hours.
+var DefaultWindow = Window{MaxCount: 100_000, MaxAge: 48 * time.Hour}
+
+// State is the fold of a node's journal. Apply is its only mutator.
+type State struct {
+	Node       string                `json:"node"`
+	Seq        uint64                `json:"seq"` // last journal sequence applied
+	Containers map[string]*Container `json:"containers"`
+	// Outcomes holds handled commands, oldest first; Window bounds it.
+	Outcomes []Outcome `json:"outcomes"`
+	Window   Window    `json:"-"`
+
+	outcomeIdx map[string]int // command id -> index in Outcomes + dropped
+	dropped    int            // outcomes evicted from the front since the index was built
+}
+
+// NewState returns the empty fold for node, keeping outcomes within w.
+func NewState(node string, w Window) *State {
+	return &State{Node: node, Containers: map[string]*Container{}, Window: w}
+}
+
+// Outcome returns the recorded reply to command id, if it is still in the window.
+func (s *State) Outcome(id string) (Outcome, bool) {
+	s.index()
+	i, ok := s.outcomeIdx[id]
+	if !ok {
+		return Outcome{}, false
+	}
+	return s.Outcomes[i-s.dropped], true
+}
+
+func (s *State) index() {
+	if s.outcomeIdx != nil {
+		return
+	}
+	s.outcomeIdx = make(map[string]int, len(s.Outcomes))
+	s.dropped = 0
+	for i, o := range s.Outcomes {
+		s.outcomeIdx[o.ID] = i
+	}
+}
+
+// Apply folds one event into the state. An event whose transition the
+// current phase forbids is refused with an ErrWrongPhase error and leaves
+// the state unchanged; an event with a payload that does not decode is
+// refused with ErrInvalid. Events of kinds this fold does not track are
+// accepted and only advance Seq.
+func (s *State) Apply(e *Event) error {
+	var err error
+	switch e.Kind() {
+	case KindContainer:
+		err = s.applyContainer(e)
+	case KindNode:
+		err = s.applyNode(e)
+	}
+	if err != nil {
+		return err
+	}
+	if e.Seq > s.Seq {
+		s.Seq = e.Seq
+	}
+	return nil
+}
+
+func (s *State) applyNode(e *Event) error {
+	if e.Type != NodeCommandCompleted {
+		return nil
+	}
+	var d CommandCompletedData
+	if err := e.Decode(&d); err != nil {
+		return err
+	}
+	s.index()
+	if _, dup := s.outcomeIdx[e.Subject]; dup {
+		return nil // first outcome wins; a repeat cannot change history
+	}
+	s.Outcomes = append(s.Outcomes, Outcome{ID: e.Subject, Verb: d.Verb, Container: d.Container, Reply: d.Reply, At: e.Time})
+	s.outcomeIdx[e.Subject] = len(s.Outcomes) - 1 + s.dropped
+	s.evict(e.Time)
+	return nil
+}
+
+// evict drops outcomes beyond the window, oldest first.
+func (s *State) evict(now time.Time) {
+	n := 0
+	for n < len(s.Outcomes) {
+		o := s.Outcomes[n]
+		over := s.Window.MaxCount > 0 && len(s.Outcomes)-n > s.Window.MaxCount
+		old := s.Window.MaxAge > 0 && now.Sub(o.At) > s.Window.MaxAge
+		if !over && !old {
+			break
+		}
+		delete(s.outcomeIdx, o.ID)
+		n++
+	}
+	if n > 0 {
+		s.Outcomes = append(s.Outcomes[:0:0], s.Outcomes[n:]...)
+		s.dropped += n
+	}
+}
+
+// transition describes when a container event is allowed and what it does.
+type transition struct {
+	from   []Phase // allowed phases; nil means "the container must not exist (or is failed)"
+	to     Phase   // "" keeps the phase
+	intent bool    // the event is an intent: it opens Container.Intent
+}
+
+var transitions = map[string]transition{
+	ContainerCreating:     {from: nil, to: PhaseCreating, intent: true},
+	ContainerCreated:      {from: []Phase{PhaseCreating}, to: PhaseCreated},
+	ContainerCreateFailed: {from: []Phase{PhaseCreating}, to: PhaseFailed},
+	ContainerStarting:     {from: []Phase{PhaseCreated}, intent: true},
+	ContainerStarted:      {from: []Phase{PhaseCreated}, to: PhaseRunning},
+	ContainerStopping:     {from: []Phase{PhaseCreated, PhaseRunning, PhaseStopping}, intent: true},
+	ContainerExited:       {from: []Phase{PhaseCreated, PhaseRunning, PhaseStopping, PhaseUnknown}, to: PhaseExited},
+	ContainerRemoving:     {from: []Phase{PhaseCreated, PhaseExited, PhaseFailed, PhaseRemoving, PhaseUnknown}, to: PhaseRemoving, intent: true},
+	ContainerRemoved:      {from: []Phase{PhaseRemoving}, to: PhaseRemoved},
+	ContainerRemoveFailed: {from: []Phase{PhaseRemoving}},
+	ContainerUnknown:      {from: []Phase{PhaseCreating, PhaseCreated, PhaseRunning, PhaseStopping, PhaseExited, PhaseRemoving, PhaseUnknown}, to: PhaseUnknown},
+}
+
+// Allowed reports whether an event of type typ may be applied to a
+// container in phase p (p is "" when the container does not exist).
+func Allowed(typ string, p Phase) bool {
+	t, ok := transitions[typ]
+	if !ok {
+		return false
+	}
+	if t.from == nil {
+		return p == "" || p == PhaseFailed || p == PhaseRemoved
+	}
+	for _, f := range t.from {
+		if f == p {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *State) applyContainer(e *Event) error {
+	t, known := transitions[e.Type]
+	if !known {
+		return fmt.Errorf("%w: event %s: unknown container event type %q", ErrInvalid, e.ID, e.Type)
+	}
+	c := s.Containers[e.Subject]
+	var phase Phase
+	if c != nil {
+		phase = c.Phase
+	}
+	if !Allowed(e.Type, phase) {
+		if phase == "" {
+			return fmt.Errorf("%w: %s for container %s, which does not exist", ErrWrongPhase, e.Short(), e.Subject)
+		}
+		return fmt.Errorf("%w: %s for container %s in phase %s", ErrWrongPhase, e.Short(), e.Subject, phase)
+	}
+	// Decode before mutating, so a bad payload leaves the state unchanged.
+	var (
+		creating CreatingData
+		created  CreatedData
+		started  StartedData
+		exit     Exit
+		failure  FailureData
+		err      error
+	)
+	switch e.Type {
+	case ContainerCreating:
+		err = e.Decode(&creating)
+	case ContainerCreated:
+		err = e.Decode(&created)
+	case ContainerStarted:
+		err = e.Decode(&started)
+	case ContainerExited:
+		err = e.Decode(&exit)
+	case ContainerCreateFailed, ContainerRemoveFailed, ContainerUnknown:
+		err = e.Decode(&failure)
+	}
+	if err != nil {
+		return err
+	}
+
+	if e.Type == ContainerCreating {
+		c = &Container{ID: e.Subject, Spec: creating.Spec, Owner: creating.Owner, CreatedAt: e.Time}
+		s.Containers[e.Subject] = c
+	}
+	if t.to != "" {
+		c.Phase = t.to
+	}
+	c.Intent = ""
+	if t.intent {
+		c.Intent = e.Type
+	}
+	c.Seq = e.Seq
+	switch e.Type {
+	case ContainerCreated:
+		c.HostID, c.Error = created.HostID, ""
+	case ContainerStarting:
+		c.Exit, c.Error = nil, ""
+	case ContainerStarted:
+		c.Pid, c.StartedAt = started.Pid, e.Time
+	case ContainerExited:
+		c.Exit, c.Pid = &exit, 0
+	case ContainerCreateFailed, ContainerRemoveFailed, ContainerUnknown:
+		c.Error = failure.Error
+	case ContainerRemoved:
+		delete(s.Containers, e.Subject)
+	}
+	return nil
+}
+
+// Clone returns a deep copy of the state, for handing a consistent view to
+// another goroutine (a snapshot writer, a query).
+func (s *State) Clone() *State {
+	n := &State{Node: s.Node, Seq: s.Seq, Window: s.Window,
+		Containers: make(map[string]*Container, len(s.Containers)),
+		Outcomes:   append([]Outcome(nil), s.Outcomes...)}
+	for id, c := range s.Containers {
+		cc := *c
+		if c.Exit != nil {
+			ex := *c.Exit
+			cc.Exit = &ex
+		}
+		n.Containers[id] = &cc
+	}
+	return n
+}
