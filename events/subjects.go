@@ -100,3 +100,13 @@ func (s Subjects) SnapshotBucket() string { return s.up + "_SNAP_" + s.Node }
 
 // ServiceName is the name of the micro service that answers queries.
 func (s Subjects) ServiceName() string { return s.Prefix }
+
+// Message headers berth sets on NATS messages besides Nats-Msg-Id.
+const (
+	// HeaderReplyTo carries the subject a command's reply is published on.
+	// Commands travel through a stream, so the core NATS reply subject is
+	// not available to the agent.
+	HeaderReplyTo = "Berth-Reply-To"
+	// HeaderCommand names the command an event or reply belongs to.
+	HeaderCommand = "Berth-Command"
+)

@@ -104,3 +104,21 @@ type CommandCompletedData struct {
 	Container string `json:"container,omitempty"`
 	Reply     Reply  `json:"reply"`
 }
+
+// Stats is a resource usage sample of one container, as drivers report it
+// and the API returns it. CPU times are in microseconds (HCS reports 100 ns
+// ticks; the Windows adapter converts).
+type Stats struct {
+	Timestamp          time.Time `json:"timestamp"`
+	StartedAt          time.Time `json:"started_at"`
+	UptimeMicros       uint64    `json:"uptime_us"`
+	CPUTotalMicros     uint64    `json:"cpu_total_us"`
+	CPUUserMicros      uint64    `json:"cpu_user_us"`
+	CPUKernelMicros    uint64    `json:"cpu_kernel_us"`
+	MemoryPrivateBytes uint64    `json:"memory_private_working_set_bytes"`
+	MemoryCommitBytes  uint64    `json:"memory_commit_bytes"`
+	MemoryCommitPeak   uint64    `json:"memory_commit_peak_bytes"`
+	MemoryLimitBytes   uint64    `json:"memory_limit_bytes,omitempty"`
+	StorageReadBytes   uint64    `json:"storage_read_bytes"`
+	StorageWriteBytes  uint64    `json:"storage_write_bytes"`
+}
