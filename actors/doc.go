@@ -1,0 +1,21 @@
+// Package actors runs berth's node as protoactor-go actors.
+//
+// The node actor owns the fold (the node's [events.State]) and one child
+// actor per container. Every fact reaches the fold the same way: an actor
+// appends events to the journal, the journal hands them back once they are
+// durable, in stream order, and the node actor applies them. A command is
+// answered only when its outcome (a node.command_completed event) is durable,
+// so an answered command is never lost and never executed twice: a repeated
+// command id gets the recorded reply.
+//
+// A container actor keeps one driver operation in flight. The operation runs
+// in a goroutine (HCS calls block and take no context) and reports back with
+// a message; other commands wait in order. A kill that arrives during a slow
+// create or start is applied as soon as that operation returns; a kill that
+// arrives during a graceful stop terminates the system at once. The init
+// process is watched by a goroutine tied to the container's life, and its
+// exit arrives as a message.
+//
+// Panics are logged with their stack; the actor is rebuilt from the fold and
+// the command it was handling is answered with an internal error.
+package actors

@@ -1,0 +1,11 @@
+package main
+
+import "github.com/berthhq/berth/hcsdriver"
+
+// host is the machine berthd drives.
+type host struct {
+	name     string // "hcs" or "winsim", recorded in node.started
+	describe string // for the first log line
+	compute  hcsdriver.Driver
+	close    func()
+}

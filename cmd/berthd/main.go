@@ -1,0 +1,315 @@
+// Command berthd is the berth agent: one per Windows node. It keeps the
+// node's journal in NATS JetStream (an embedded server by default), runs
+// one actor per container on the host's compute service, and serves the
+// command inbox and the query API.
+//
+// On Windows it drives HCS; elsewhere it runs on the simulated Windows host,
+// whose state it keeps in the data directory, and says so when it starts.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/berthhq/berth/actors"
+	"github.com/berthhq/berth/control"
+	"github.com/berthhq/berth/events"
+	"github.com/berthhq/berth/journal"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// options are berthd's settings. Each flag can also be set with an
+// environment variable named BERTH_ and the flag's name in upper case with
+// dashes as underscores (--data-dir: BERTH_DATA_DIR); a flag given on the
+// command line wins over the environment.
+type options struct {
+	dataDir       string
+	node          string
+	prefix        string
+	owner         string
+	listen        string
+	natsURL       string
+	natsUser      string
+	natsPassword  string
+	replicas      int
+	hostOps       int
+	stopTimeout   time.Duration
+	snapshotEvery int
+	logFormat     string
+	logLevel      string
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var o options
+	cmd := &cobra.Command{
+		Use:           "berthd --data-dir DIR --node NAME",
+		Short:         "berth agent: runs the containers of one Windows node",
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, o, stderr)
+		},
+	}
+	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	f := cmd.Flags()
+	f.StringVar(&o.dataDir, "data-dir", "", "directory for the journal, NATS storage and (off Windows) the simulated host")
+	f.StringVar(&o.node, "node", defaultNode(), "node id: [a-z0-9][a-z0-9-]{0,62}")
+	f.StringVar(&o.prefix, "prefix", events.DefaultPrefix, "NATS subject prefix")
+	f.StringVar(&o.owner, "owner", "berth", "owner tag on every host object berth creates")
+	f.StringVar(&o.listen, "listen", "", "embedded NATS: also listen on this loopback address (host:port), with authentication")
+	f.StringVar(&o.natsURL, "nats-url", "", "use this external NATS server instead of the embedded one")
+	f.StringVar(&o.natsUser, "nats-user", "berth", "NATS user (listener of the embedded server, or external server)")
+	f.StringVar(&o.natsPassword, "nats-password", "", "NATS password; with --listen and none given, one is generated into DATA-DIR/nats-password")
+	f.IntVar(&o.replicas, "replicas", 0, "stream replicas (default 1 embedded, 3 external)")
+	f.IntVar(&o.hostOps, "host-ops", 32, "concurrent host operations")
+	f.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "grace period of a stop that names none")
+	f.IntVar(&o.snapshotEvery, "snapshot-every", 10000, "save a snapshot of the fold every N events")
+	f.StringVar(&o.logFormat, "log-format", "json", "json, or console for people")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "print the version",
+		Args:  cobra.NoArgs,
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), control.Version) },
+	})
+	if err := bindEnv(f); err != nil {
+		fmt.Fprintln(stderr, "berthd:", err)
+		return 2
+	}
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintln(stderr, "berthd:", err)
+		return 1
+	}
+	return 0
+}
+
+// bindEnv sets every flag not given on the command line from its BERTH_*
+// environment variable.
+func bindEnv(f *pflag.FlagSet) error {
+	var errs []error
+	f.VisitAll(func(fl *pflag.Flag) {
+		name := "BERTH_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if err := fl.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+			}
+			fl.DefValue = v // the command line still wins: cobra parses it after this
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func defaultNode() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	h = strings.ToLower(strings.SplitN(h, ".", 2)[0])
+	if events.ValidateNodeID(h) != nil {
+		return ""
+	}
+	return h
+}
+
+func newLogger(o options, w io.Writer) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(o.logLevel)
+	if err != nil {
+		return zerolog.Nop(), fmt.Errorf("--log-level %q: %w", o.logLevel, err)
+	}
+	switch o.logFormat {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	default:
+		return zerolog.Nop(), fmt.Errorf("--log-format %q: want json or console", o.logFormat)
+	}
+	zerolog.MessageFieldName = "msg" // protoactor's dead-letter logs carry a "message" attribute
+	return zerolog.New(w).Level(lvl).With().Timestamp().Str("node", o.node).Logger(), nil
+}
+
+// serve runs the agent until ctx ends.
+func serve(ctx context.Context, o options, stderr io.Writer) error {
+	log, err := newLogger(o, stderr)
+	if err != nil {
+		return err
+	}
+	if o.dataDir == "" {
+		return errors.New("--data-dir is required")
+	}
+	if err := events.ValidateNodeID(o.node); err != nil {
+		return fmt.Errorf("--node: %w", err)
+	}
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	h, err := openHost(ctx, o, log)
+	if err != nil {
+		return err
+	}
+	defer h.close()
+	log.Info().Str("host", h.name).Str("data_dir", o.dataDir).Str("version", control.Version).
+		Msgf("berthd starting on %s", h.describe)
+
+	nc, shutdownNATS, err := connectNATS(ctx, o, log)
+	if err != nil {
+		return err
+	}
+	defer shutdownNATS()
+
+	subj := events.NewSubjects(o.prefix, o.node)
+	node, err := actors.New(actors.Config{
+		Node:          o.node,
+		Owner:         o.owner,
+		Compute:       h.compute,
+		HostOps:       o.hostOps,
+		StopTimeout:   o.stopTimeout,
+		SnapshotEvery: o.snapshotEvery,
+		Logger:        log,
+	})
+	if err != nil {
+		return err
+	}
+	j, err := journal.Open(ctx, nc, journal.Config{
+		Subjects:      subj,
+		Replicas:      o.replicas,
+		SnapshotEvery: o.snapshotEvery,
+		Window:        events.DefaultWindow,
+		OnDurable:     node.Durable,
+		Logger:        log,
+	})
+	if err != nil {
+		return fmt.Errorf("opening the journal: %w", err)
+	}
+	defer j.Close()
+	bootStart := time.Now()
+	st, err := j.Boot(ctx)
+	if err != nil {
+		return fmt.Errorf("replaying the journal: %w", err)
+	}
+	log.Info().Uint64("seq", st.Seq).Int("containers", len(st.Containers)).Dur("took", time.Since(bootStart)).Msg("journal replayed")
+
+	if err := node.Start(j, st); err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := node.Shutdown(sctx); err != nil {
+			log.Warn().Err(err).Msg("actors did not stop cleanly")
+		}
+	}()
+	if _, err := j.Append(ctx, events.NewEvent(o.node, events.NodeStarted, o.node, "",
+		events.NodeStartedData{Version: control.Version, Host: h.name, Owner: o.owner})); err != nil {
+		return fmt.Errorf("recording the start: %w", err)
+	}
+
+	inbox, err := j.Inbox(ctx)
+	if err != nil {
+		return fmt.Errorf("opening the command inbox: %w", err)
+	}
+	srv, err := control.NewServer(control.Options{
+		Conn: nc, Subjects: subj, Agent: node, Inbox: inbox, History: j, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(ctx); err != nil {
+		return fmt.Errorf("starting the API: %w", err)
+	}
+	log.Info().Str("commands", subj.Commands()).Str("events", subj.Events()).Str("api", subj.APIGroup()+".>").Msg("berthd ready")
+	<-ctx.Done()
+	log.Info().Msg("berthd stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return srv.Stop(sctx)
+}
+
+// connectNATS starts the embedded server or connects to an external one. The
+// returned function drains the connection and stops the embedded server.
+func connectNATS(ctx context.Context, o options, log zerolog.Logger) (*nats.Conn, func(), error) {
+	if o.natsURL != "" {
+		if o.replicas == 0 {
+			o.replicas = 3
+		}
+		var opts []nats.Option
+		if o.natsPassword != "" {
+			opts = append(opts, nats.UserInfo(o.natsUser, o.natsPassword))
+		}
+		nc, err := journal.Connect(ctx, o.natsURL, opts...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("connecting to %s: %w", o.natsURL, err)
+		}
+		return nc, func() { _ = nc.Drain() }, nil
+	}
+	so := journal.ServerOptions{
+		DataDir:    filepath.Join(o.dataDir, "nats"),
+		Listen:     o.listen,
+		SyncAlways: true,
+		Logger:     log.With().Str("component", "nats").Logger(),
+	}
+	if o.listen != "" {
+		pw, err := password(o)
+		if err != nil {
+			return nil, nil, err
+		}
+		so.User, so.Password = o.natsUser, pw
+	}
+	s, err := journal.StartServer(ctx, so)
+	if err != nil {
+		return nil, nil, fmt.Errorf("starting embedded NATS: %w", err)
+	}
+	nc, err := s.Connect()
+	if err != nil {
+		s.Shutdown()
+		return nil, nil, fmt.Errorf("connecting to embedded NATS: %w", err)
+	}
+	if u := s.ClientURL(); u != "" {
+		log.Info().Str("url", u).Str("user", so.User).Str("password_file", filepath.Join(o.dataDir, "nats-password")).
+			Msg("embedded NATS listening")
+	}
+	return nc, func() { _ = nc.Drain(); s.Shutdown() }, nil
+}
+
+// password returns the listener's password: the configured one, or the one
+// kept in DATA-DIR/nats-password, generated on first use.
+func password(o options) (string, error) {
+	if o.natsPassword != "" {
+		return o.natsPassword, nil
+	}
+	path := filepath.Join(o.dataDir, "nats-password")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("reading the NATS password: %w", err)
+	}
+	buf := make([]byte, 18)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	pw := hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("writing the NATS password: %w", err)
+	}
+	return pw, nil
+}
