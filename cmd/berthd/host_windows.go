@@ -4,14 +4,18 @@ package main
 
 import (
 	"context"
-	"errors"
 
 	"github.com/rs/zerolog"
+
+	"github.com/berthhq/berth/hcsdriver/winhcs"
 )
 
-// openHost opens the host compute service. The HCS adapter is not part of
-// this build yet, so berthd refuses to start on Windows rather than run on a
-// simulated host where real containers are expected.
+// openHost opens the Host Compute Service.
 func openHost(context.Context, options, zerolog.Logger) (*host, error) {
-	return nil, errors.New("this build of berthd has no HCS driver; on Windows it cannot run containers yet")
+	return &host{
+		name:     "hcs",
+		describe: "the Host Compute Service (HCS)",
+		compute:  winhcs.New(),
+		close:    func() {},
+	}, nil
 }

@@ -21,15 +21,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/berthhq/berth/actors"
 	"github.com/berthhq/berth/control"
 	"github.com/berthhq/berth/events"
-	"github.com/berthhq/berth/journal"
+	"github.com/berthhq/berth/internal/agent"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -171,132 +169,32 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	log.Info().Str("host", h.name).Str("data_dir", o.dataDir).Str("version", control.Version).
 		Msgf("berthd starting on %s", h.describe)
 
-	nc, shutdownNATS, err := connectNATS(ctx, o, log)
-	if err != nil {
-		return err
+	ao := agent.Options{
+		Node: o.node, Prefix: o.prefix, Owner: o.owner, DataDir: o.dataDir,
+		Listen: o.listen, User: o.natsUser, Password: o.natsPassword, NATSURL: o.natsURL, Replicas: o.replicas,
+		Host: h.name, Compute: h.compute, HostOps: o.hostOps, StopTimeout: o.stopTimeout,
+		SnapshotEvery: o.snapshotEvery, Logger: log,
 	}
-	defer shutdownNATS()
-
-	subj := events.NewSubjects(o.prefix, o.node)
-	node, err := actors.New(actors.Config{
-		Node:          o.node,
-		Owner:         o.owner,
-		Compute:       h.compute,
-		HostOps:       o.hostOps,
-		StopTimeout:   o.stopTimeout,
-		SnapshotEvery: o.snapshotEvery,
-		Logger:        log,
-	})
-	if err != nil {
-		return err
-	}
-	j, err := journal.Open(ctx, nc, journal.Config{
-		Subjects:      subj,
-		Replicas:      o.replicas,
-		SnapshotEvery: o.snapshotEvery,
-		Window:        events.DefaultWindow,
-		OnDurable:     node.Durable,
-		Logger:        log,
-	})
-	if err != nil {
-		return fmt.Errorf("opening the journal: %w", err)
-	}
-	defer j.Close()
-	bootStart := time.Now()
-	st, err := j.Boot(ctx)
-	if err != nil {
-		return fmt.Errorf("replaying the journal: %w", err)
-	}
-	log.Info().Uint64("seq", st.Seq).Int("containers", len(st.Containers)).Dur("took", time.Since(bootStart)).Msg("journal replayed")
-
-	if err := node.Start(j, st); err != nil {
-		return err
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := node.Shutdown(sctx); err != nil {
-			log.Warn().Err(err).Msg("actors did not stop cleanly")
+	if o.listen != "" && o.natsURL == "" && o.natsPassword == "" {
+		if ao.Password, err = password(o); err != nil {
+			return err
 		}
-	}()
-	if _, err := j.Append(ctx, events.NewEvent(o.node, events.NodeStarted, o.node, "",
-		events.NodeStartedData{Version: control.Version, Host: h.name, Owner: o.owner})); err != nil {
-		return fmt.Errorf("recording the start: %w", err)
+		log.Info().Str("file", filepath.Join(o.dataDir, "nats-password")).Msg("the NATS listener's password is kept in the data directory")
 	}
-
-	inbox, err := j.Inbox(ctx)
-	if err != nil {
-		return fmt.Errorf("opening the command inbox: %w", err)
-	}
-	srv, err := control.NewServer(control.Options{
-		Conn: nc, Subjects: subj, Agent: node, Inbox: inbox, History: j, Logger: log,
-	})
+	a, err := agent.Start(ctx, ao)
 	if err != nil {
 		return err
 	}
-	if err := srv.Start(ctx); err != nil {
-		return fmt.Errorf("starting the API: %w", err)
-	}
-	log.Info().Str("commands", subj.Commands()).Str("events", subj.Events()).Str("api", subj.APIGroup()+".>").Msg("berthd ready")
 	<-ctx.Done()
 	log.Info().Msg("berthd stopping")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return srv.Stop(sctx)
+	return a.Stop(sctx)
 }
 
-// connectNATS starts the embedded server or connects to an external one. The
-// returned function drains the connection and stops the embedded server.
-func connectNATS(ctx context.Context, o options, log zerolog.Logger) (*nats.Conn, func(), error) {
-	if o.natsURL != "" {
-		if o.replicas == 0 {
-			o.replicas = 3
-		}
-		var opts []nats.Option
-		if o.natsPassword != "" {
-			opts = append(opts, nats.UserInfo(o.natsUser, o.natsPassword))
-		}
-		nc, err := journal.Connect(ctx, o.natsURL, opts...)
-		if err != nil {
-			return nil, nil, fmt.Errorf("connecting to %s: %w", o.natsURL, err)
-		}
-		return nc, func() { _ = nc.Drain() }, nil
-	}
-	so := journal.ServerOptions{
-		DataDir:    filepath.Join(o.dataDir, "nats"),
-		Listen:     o.listen,
-		SyncAlways: true,
-		Logger:     log.With().Str("component", "nats").Logger(),
-	}
-	if o.listen != "" {
-		pw, err := password(o)
-		if err != nil {
-			return nil, nil, err
-		}
-		so.User, so.Password = o.natsUser, pw
-	}
-	s, err := journal.StartServer(ctx, so)
-	if err != nil {
-		return nil, nil, fmt.Errorf("starting embedded NATS: %w", err)
-	}
-	nc, err := s.Connect()
-	if err != nil {
-		s.Shutdown()
-		return nil, nil, fmt.Errorf("connecting to embedded NATS: %w", err)
-	}
-	if u := s.ClientURL(); u != "" {
-		log.Info().Str("url", u).Str("user", so.User).Str("password_file", filepath.Join(o.dataDir, "nats-password")).
-			Msg("embedded NATS listening")
-	}
-	return nc, func() { _ = nc.Drain(); s.Shutdown() }, nil
-}
-
-// password returns the listener's password: the configured one, or the one
-// kept in DATA-DIR/nats-password, generated on first use.
+// password returns the password kept in DATA-DIR/nats-password, generated
+// on first use.
 func password(o options) (string, error) {
-	if o.natsPassword != "" {
-		return o.natsPassword, nil
-	}
 	path := filepath.Join(o.dataDir, "nats-password")
 	if b, err := os.ReadFile(path); err == nil {
 		return strings.TrimSpace(string(b)), nil

@@ -1,0 +1,179 @@
+// Package agent assembles one berth agent: NATS (embedded or external), the
+// journal, replay, the node's actors on a compute driver, and the NATS API.
+// berthd runs it with its flags; end-to-end tests and benchmarks run it in
+// process on the simulated host, so that they exercise the same wiring.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/berthhq/berth/actors"
+	"github.com/berthhq/berth/control"
+	"github.com/berthhq/berth/events"
+	"github.com/berthhq/berth/hcsdriver"
+	"github.com/berthhq/berth/journal"
+)
+
+// Options configures an agent.
+type Options struct {
+	Node    string
+	Prefix  string // subject prefix; events.DefaultPrefix when empty
+	Owner   string // owner tag; "berth" when empty
+	DataDir string // embedded NATS keeps its store in DataDir/nats
+	// Listen, User and Password configure the embedded server's listener
+	// (off when Listen is empty). NATSURL selects an external server instead.
+	Listen, User, Password string
+	NATSURL                string
+	Replicas               int // stream replicas; 1 embedded, 3 external when 0
+	// Host names the compute host in node.started ("hcs" or "winsim").
+	Host          string
+	Compute       hcsdriver.Driver
+	HostOps       int
+	StopTimeout   time.Duration
+	SnapshotEvery int
+	Logger        zerolog.Logger
+}
+
+// Agent is a running agent.
+type Agent struct {
+	Node     *actors.Node
+	Journal  *journal.Journal
+	Server   *journal.Server // nil in external mode
+	Conn     *nats.Conn      // the agent's own connection
+	Subjects events.Subjects
+
+	api    *control.Server
+	closed bool
+}
+
+// Start runs an agent until Stop. It returns once the agent consumes
+// commands. On error everything it started is stopped again.
+func Start(ctx context.Context, o Options) (a *Agent, err error) {
+	if err := events.ValidateNodeID(o.Node); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if o.Owner == "" {
+		o.Owner = "berth"
+	}
+	log := o.Logger
+	a = &Agent{Subjects: events.NewSubjects(o.Prefix, o.Node)}
+	defer func() {
+		if err != nil {
+			a.Stop(context.Background())
+		}
+	}()
+	if err := a.connect(ctx, &o); err != nil {
+		return nil, err
+	}
+	a.Node, err = actors.New(actors.Config{
+		Node: o.Node, Owner: o.Owner, Compute: o.Compute, HostOps: o.HostOps,
+		StopTimeout: o.StopTimeout, SnapshotEvery: o.SnapshotEvery, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.Journal, err = journal.Open(ctx, a.Conn, journal.Config{
+		Subjects: a.Subjects, Replicas: o.Replicas, SnapshotEvery: o.SnapshotEvery,
+		Window: events.DefaultWindow, OnDurable: a.Node.Durable, Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the journal: %w", err)
+	}
+	bootStart := time.Now()
+	st, err := a.Journal.Boot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("replaying the journal: %w", err)
+	}
+	log.Info().Uint64("seq", st.Seq).Int("containers", len(st.Containers)).Dur("took", time.Since(bootStart)).Msg("journal replayed")
+	if err := a.Node.Start(a.Journal, st); err != nil {
+		return nil, err
+	}
+	if _, err := a.Journal.Append(ctx, events.NewEvent(o.Node, events.NodeStarted, o.Node, "",
+		events.NodeStartedData{Version: control.Version, Host: o.Host, Owner: o.Owner})); err != nil {
+		return nil, fmt.Errorf("recording the start: %w", err)
+	}
+	inbox, err := a.Journal.Inbox(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("opening the command inbox: %w", err)
+	}
+	a.api, err = control.NewServer(control.Options{
+		Conn: a.Conn, Subjects: a.Subjects, Agent: a.Node, Inbox: inbox, History: a.Journal, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := a.api.Start(ctx); err != nil {
+		a.api = nil
+		return nil, fmt.Errorf("starting the API: %w", err)
+	}
+	log.Info().Str("commands", a.Subjects.Commands()).Str("events", a.Subjects.Events()).
+		Str("api", a.Subjects.APIGroup()+".>").Msg("berthd ready")
+	return a, nil
+}
+
+func (a *Agent) connect(ctx context.Context, o *Options) error {
+	if o.NATSURL != "" {
+		if o.Replicas == 0 {
+			o.Replicas = 3
+		}
+		var opts []nats.Option
+		if o.Password != "" {
+			opts = append(opts, nats.UserInfo(o.User, o.Password))
+		}
+		nc, err := journal.Connect(ctx, o.NATSURL, opts...)
+		if err != nil {
+			return fmt.Errorf("connecting to %s: %w", o.NATSURL, err)
+		}
+		a.Conn = nc
+		return nil
+	}
+	s, err := journal.StartServer(ctx, journal.ServerOptions{
+		DataDir: filepath.Join(o.DataDir, "nats"), Listen: o.Listen, User: o.User, Password: o.Password,
+		SyncAlways: true, Logger: o.Logger.With().Str("component", "nats").Logger(),
+	})
+	if err != nil {
+		return fmt.Errorf("starting embedded NATS: %w", err)
+	}
+	a.Server = s
+	if a.Conn, err = s.Connect(); err != nil {
+		return fmt.Errorf("connecting to embedded NATS: %w", err)
+	}
+	if u := s.ClientURL(); u != "" {
+		o.Logger.Info().Str("url", u).Str("user", o.User).Msg("embedded NATS listening")
+	}
+	return nil
+}
+
+// Stop stops taking commands, lets the replies in flight go out, stops the
+// actors and closes the journal and NATS. Containers keep running on the
+// host. Stop is idempotent.
+func (a *Agent) Stop(ctx context.Context) error {
+	if a.closed {
+		return nil
+	}
+	a.closed = true
+	var errs []error
+	if a.api != nil {
+		errs = append(errs, a.api.Stop(ctx))
+	}
+	if a.Node != nil {
+		errs = append(errs, a.Node.Shutdown(ctx))
+	}
+	if a.Journal != nil {
+		errs = append(errs, a.Journal.Close())
+	}
+	if a.Conn != nil {
+		errs = append(errs, a.Conn.Drain())
+	}
+	if a.Server != nil {
+		a.Server.Shutdown()
+	}
+	return errors.Join(errs...)
+}
