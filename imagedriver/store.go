@@ -1,0 +1,121 @@
+package imagedriver
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// LayerStore holds unpacked image layers and the containers' scratch layers.
+// Implementations are safe for concurrent use. Every id argument is a chain
+// id, "sha256:<64 lowercase hex>"; anything else fails with ErrInvalid.
+type LayerStore interface {
+	// Has reports whether the layer is in the store and complete.
+	Has(ctx context.Context, id string) (bool, error)
+	// Import unpacks the uncompressed layer tar r on top of parents (chain
+	// ids, immediate parent first; none for a base layer) and returns the
+	// layer, whose id is ChainID(parents[0], diffID).
+	//
+	// Import unpacks where Get cannot see the layer, and publishes it, with a
+	// completion marker written last, only once r has been read to its end,
+	// its sha256 equals diffID, and every entry has landed. On any error nothing is
+	// published: Has stays false, Get fails and the layer can be imported
+	// again. Errors: ErrDigestMismatch when r's content does not hash to
+	// diffID; ErrUnsafeEntry, naming the entry, for one that would land
+	// outside the layer; ErrInvalidImage when r is not a tar archive or holds
+	// an entry a layer cannot; ErrNotFound when a parent is not complete in
+	// the store; ErrInvalid when parents is not a chain (parents[0] does not
+	// record parents[1:] as its own); a failing r's error, wrapped; ctx.Err()
+	// when ctx ends first.
+	//
+	// Import of a layer that is complete returns it without reading r.
+	// Concurrent imports of one layer result in one: the others wait for it
+	// and return its result without reading their r, or import themselves
+	// when it failed.
+	Import(ctx context.Context, diffID string, parents []string, r io.Reader) (Layer, error)
+	// Get returns a complete layer, or ErrNotFound.
+	Get(ctx context.Context, id string) (Layer, error)
+	// List returns every layer in the store, complete or not: an incomplete
+	// one (left by a crash during an import or a removal) has Complete false
+	// and is never returned by Get; Remove deletes it. Imports running in
+	// this store are not listed.
+	List(ctx context.Context) ([]Layer, error)
+	// Remove deletes a layer, complete or not, with every incomplete
+	// leftover of the same id. It fails with ErrInUse when the layer is a
+	// parent of another complete layer or of a scratch layer, or is being
+	// imported, and with ErrNotFound when the store holds nothing of it.
+	Remove(ctx context.Context, id string) error
+
+	// CreateScratch creates the writable layer of container containerID over
+	// parents (the image's layers, topmost first, base last), recording the
+	// chain. Every parent must be complete in this store (else ErrNotFound)
+	// and parents must be the whole chain of parents[0] (else ErrInvalid).
+	// It fails with ErrExists when the container has a scratch layer, and
+	// with ErrInvalid when containerID is not a valid container id. On error
+	// nothing is left.
+	CreateScratch(ctx context.Context, containerID string, parents []Layer) (Scratch, error)
+	// RemoveScratch deletes the container's scratch layer, complete or not,
+	// or fails with ErrNotFound.
+	RemoveScratch(ctx context.Context, containerID string) error
+	// ListScratch returns every scratch layer, complete or not: one whose
+	// creation was cut short has Complete false.
+	ListScratch(ctx context.Context) ([]Scratch, error)
+}
+
+// Layer is one unpacked layer in a store.
+type Layer struct {
+	ID      string   `json:"id"`      // chain id
+	DiffID  string   `json:"diff_id"` // "" when the store cannot tell (an incomplete layer)
+	Parents []string `json:"parents,omitempty"`
+	// Path is where the layer lives on the host (a folder).
+	Path string `json:"path"`
+	// Size is the bytes of file content the layer holds.
+	Size     int64 `json:"size"`
+	Complete bool  `json:"complete"`
+}
+
+// Scratch is a container's writable layer.
+type Scratch struct {
+	ContainerID string `json:"container_id"`
+	Path        string `json:"path"`
+	// Parents are the chain ids of its read-only layers, immediate parent
+	// first; nil when the store cannot tell (an incomplete scratch).
+	Parents  []string `json:"parents,omitempty"`
+	Complete bool     `json:"complete"`
+}
+
+// ChainID returns the chain id of the layer with diff id diffID over the
+// layer whose chain id is parent: diffID itself for a base layer (parent ""),
+// otherwise the sha256 of "<parent> <diffID>" (the OCI image spec's rule).
+func ChainID(parent, diffID string) string {
+	if parent == "" {
+		return diffID
+	}
+	sum := sha256.Sum256([]byte(parent + " " + diffID))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// ChainIDs returns the chain id of every layer of an image whose diff ids
+// are diffIDs, base first.
+func ChainIDs(diffIDs []string) []string {
+	ids := make([]string, len(diffIDs))
+	parent := ""
+	for i, d := range diffIDs {
+		parent = ChainID(parent, d)
+		ids[i] = parent
+	}
+	return ids
+}
+
+// ValidateDigest checks that d is "sha256:" followed by 64 lowercase hex
+// digits, the only digests berth stores, and fails with ErrInvalid otherwise.
+func ValidateDigest(d string) error {
+	h, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || len(h) != 64 || strings.Trim(h, "0123456789abcdef") != "" {
+		return fmt.Errorf("digest %q: %w: want sha256:<64 lowercase hex>", d, ErrInvalid)
+	}
+	return nil
+}
