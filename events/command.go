@@ -153,8 +153,8 @@ func DecodeReply(data []byte) (Reply, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return r, fmt.Errorf("%w: reply: %s", ErrInvalid, err)
 	}
-	if !r.OK && r.Error == nil {
-		return r, fmt.Errorf("%w: reply: neither ok nor error", ErrInvalid)
+	if r.OK == (r.Error != nil) {
+		return r, fmt.Errorf("%w: reply: want exactly one of ok and error", ErrInvalid)
 	}
 	return r, nil
 }

@@ -1,7 +1,10 @@
 package events
 
 import (
+	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -155,7 +158,7 @@ var transitions = map[string]transition{
 	ContainerCreateFailed: {from: []Phase{PhaseCreating}, to: PhaseFailed},
 	ContainerStarting:     {from: []Phase{PhaseCreated}, intent: true},
 	ContainerStarted:      {from: []Phase{PhaseCreated}, to: PhaseRunning},
-	ContainerStopping:     {from: []Phase{PhaseCreated, PhaseRunning, PhaseStopping}, intent: true},
+	ContainerStopping:     {from: []Phase{PhaseCreated, PhaseRunning, PhaseStopping}, to: PhaseStopping, intent: true},
 	ContainerExited:       {from: []Phase{PhaseCreated, PhaseRunning, PhaseStopping, PhaseUnknown}, to: PhaseExited},
 	ContainerRemoving:     {from: []Phase{PhaseCreated, PhaseExited, PhaseFailed, PhaseRemoving, PhaseUnknown}, to: PhaseRemoving, intent: true},
 	ContainerRemoved:      {from: []Phase{PhaseRemoving}, to: PhaseRemoved},
@@ -202,6 +205,7 @@ func (s *State) applyContainer(e *Event) error {
 		creating CreatingData
 		created  CreatedData
 		started  StartedData
+		stopping StoppingData
 		exit     Exit
 		failure  FailureData
 		err      error
@@ -213,6 +217,8 @@ func (s *State) applyContainer(e *Event) error {
 		err = e.Decode(&created)
 	case ContainerStarted:
 		err = e.Decode(&started)
+	case ContainerStopping:
+		err = e.Decode(&stopping)
 	case ContainerExited:
 		err = e.Decode(&exit)
 	case ContainerCreateFailed, ContainerRemoveFailed, ContainerUnknown:
@@ -257,13 +263,41 @@ func (s *State) Clone() *State {
 	n := &State{Node: s.Node, Seq: s.Seq, Window: s.Window,
 		Containers: make(map[string]*Container, len(s.Containers)),
 		Outcomes:   append([]Outcome(nil), s.Outcomes...)}
+	for i, o := range n.Outcomes {
+		n.Outcomes[i].Reply = o.Reply.clone()
+	}
 	for id, c := range s.Containers {
 		cc := *c
+		cc.Spec = c.Spec.clone()
 		if c.Exit != nil {
 			ex := *c.Exit
+			if ex.Code != nil {
+				ex.Code = ExitCode(*ex.Code)
+			}
 			cc.Exit = &ex
 		}
 		n.Containers[id] = &cc
 	}
 	return n
+}
+
+func (r Reply) clone() Reply {
+	r.Result = bytes.Clone(r.Result)
+	if r.Error != nil {
+		e := *r.Error
+		r.Error = &e
+	}
+	return r
+}
+
+func (s ContainerSpec) clone() ContainerSpec {
+	s.Command.Entrypoint = slices.Clone(s.Command.Entrypoint)
+	s.Command.Args = slices.Clone(s.Command.Args)
+	s.Env = maps.Clone(s.Env)
+	s.Network.DNS.Servers = slices.Clone(s.Network.DNS.Servers)
+	s.Network.DNS.Search = slices.Clone(s.Network.DNS.Search)
+	s.Ports = slices.Clone(s.Ports)
+	s.Mounts = slices.Clone(s.Mounts)
+	s.Labels = maps.Clone(s.Labels)
+	return s
 }

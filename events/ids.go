@@ -20,23 +20,35 @@ func ValidateNodeID(id string) error {
 }
 
 // ValidateContainerID reports whether id is a valid container id:
-// [a-z0-9][a-z0-9_.-]{0,127} with no "..". Container ids are used verbatim
-// as NATS subject tokens, HCS compute system ids and folder names.
+// [a-z0-9][a-z0-9_.-]{0,127} with no ".." and no final ".". Container ids are
+// used verbatim as NATS subject tokens, HCS compute system ids and folder
+// names: NATS matches no subscriber for a subject with an empty token, and
+// Windows drops a folder name's final dot.
 func ValidateContainerID(id string) error {
-	if err := validateID(id, 128, "_.-"); err != nil {
+	if err := validateDottedID(id); err != nil {
 		return fmt.Errorf("%w: container id %q: %s", ErrInvalid, id, err)
-	}
-	if strings.Contains(id, "..") {
-		return fmt.Errorf("%w: container id %q: must not contain \"..\"", ErrInvalid, id)
 	}
 	return nil
 }
 
-// ValidateExecID reports whether id can name an exec session. Exec ids share
-// the container id alphabet because they too are subject tokens.
+// ValidateExecID reports whether id can name an exec session. Exec ids follow
+// the container id rules because they too are subject tokens.
 func ValidateExecID(id string) error {
-	if err := validateID(id, 128, "_.-"); err != nil {
+	if err := validateDottedID(id); err != nil {
 		return fmt.Errorf("%w: exec id %q: %s", ErrInvalid, id, err)
+	}
+	return nil
+}
+
+func validateDottedID(id string) error {
+	if err := validateID(id, 128, "_.-"); err != nil {
+		return err
+	}
+	switch {
+	case strings.Contains(id, ".."):
+		return fmt.Errorf("must not contain \"..\"")
+	case strings.HasSuffix(id, "."):
+		return fmt.Errorf("must not end with \".\"")
 	}
 	return nil
 }

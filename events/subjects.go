@@ -98,8 +98,10 @@ func (s Subjects) LogStream() string { return s.up + "_LOG_" + s.Node }
 // SnapshotBucket names the node's snapshot KV bucket.
 func (s Subjects) SnapshotBucket() string { return s.up + "_SNAP_" + s.Node }
 
-// ServiceName is the name of the micro service that answers queries.
-func (s Subjects) ServiceName() string { return s.Prefix }
+// ServiceName is the name of the micro service that answers queries: the
+// prefix with dots replaced by underscores, because micro service names
+// allow only letters, digits, '-' and '_'.
+func (s Subjects) ServiceName() string { return strings.ReplaceAll(s.Prefix, ".", "_") }
 
 // Message headers berth sets on NATS messages besides Nats-Msg-Id.
 const (

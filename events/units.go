@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -18,14 +19,23 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration must be a string such as \"30s\"")
+		return unitError[Duration](b, "want a duration string such as \"30s\"")
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("duration %q: %v", s, err)
+		return unitError[Duration](b, "want a duration such as \"30s\" or \"1m30s\"")
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// unitError describes a value that does not decode as a T. It is a
+// *json.UnmarshalTypeError so that the decoder adds the field's path to it.
+func unitError[T any](b []byte, why string) error {
+	if len(b) > 64 {
+		b = append(b[:64:64], "..."...)
+	}
+	return &json.UnmarshalTypeError{Value: fmt.Sprintf("%s (%s)", b, why), Type: reflect.TypeFor[T]()}
 }
 
 // Std returns d as a time.Duration.
@@ -44,8 +54,20 @@ var sizeSuffixes = []struct {
 	{"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12},
 }
 
+// maxSize is the largest size accepted: 4Ei, far beyond any real limit, and
+// small enough that no suffix multiplication overflows.
+const maxSize = 1 << 62
+
 // ParseSize parses a size such as "512Mi".
 func ParseSize(s string) (Size, error) {
+	z, why := parseSize(s)
+	if why != "" {
+		return 0, fmt.Errorf("size %q: %s", s, why)
+	}
+	return z, nil
+}
+
+func parseSize(s string) (Size, string) {
 	num, mult := strings.TrimSpace(s), int64(1)
 	for _, suf := range sizeSuffixes {
 		if strings.HasSuffix(num, suf.s) {
@@ -55,12 +77,12 @@ func ParseSize(s string) (Size, error) {
 	}
 	n, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || n < 0 {
-		return 0, fmt.Errorf("size %q: want a non-negative whole number with an optional suffix such as Mi or Gi", s)
+		return 0, "want a non-negative whole number with an optional suffix such as Mi or Gi"
 	}
-	if n > (1<<62)/mult {
-		return 0, fmt.Errorf("size %q: too large", s)
+	if n > maxSize/mult {
+		return 0, "larger than 4Ei"
 	}
-	return Size(n * mult), nil
+	return Size(n * mult), ""
 }
 
 // String formats z with the largest binary suffix that divides it exactly.
@@ -79,20 +101,16 @@ func (z Size) String() string {
 // MarshalJSON encodes z as a string such as "512Mi".
 func (z Size) MarshalJSON() ([]byte, error) { return json.Marshal(z.String()) }
 
-// UnmarshalJSON accepts a string such as "512Mi" or a plain number of bytes.
+// UnmarshalJSON accepts a string such as "512Mi" or a plain number of
+// bytes, within the limits of [ParseSize].
 func (z *Size) UnmarshalJSON(b []byte) error {
 	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		var n int64
-		if json.Unmarshal(b, &n) != nil || n < 0 {
-			return fmt.Errorf("size must be a string such as \"512Mi\"")
-		}
-		*z = Size(n)
-		return nil
+	if json.Unmarshal(b, &s) != nil {
+		s = string(b) // a plain number, or a value ParseSize refuses
 	}
-	v, err := ParseSize(s)
-	if err != nil {
-		return err
+	v, why := parseSize(s)
+	if why != "" {
+		return unitError[Size](b, why)
 	}
 	*z = v
 	return nil

@@ -4,17 +4,23 @@ import "strings"
 
 // EscapeArg quotes one argument so that the Windows command-line parser
 // (CommandLineToArgvW, and the C runtime's) reads it back unchanged. It
-// follows the rules golang.org/x/sys/windows.EscapeArg implements, and is
-// kept here so that command lines are built and tested on every OS.
+// returns what golang.org/x/sys/windows.EscapeArg returns, and is kept here
+// so that command lines are built and tested on every OS: `""` for an empty
+// argument; otherwise each quote is escaped with a backslash, backslashes are
+// doubled only before a quote or the closing quote, and the argument is
+// wrapped in quotes only if it holds a space or a tab.
 func EscapeArg(s string) string {
 	if s == "" {
 		return `""`
 	}
-	if !strings.ContainsAny(s, " \t\n\v\"") {
+	if !strings.ContainsAny(s, " \t\"\\") {
 		return s
 	}
+	quote := strings.ContainsAny(s, " \t")
 	var b strings.Builder
-	b.WriteByte('"')
+	if quote {
+		b.WriteByte('"')
+	}
 	slashes := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -29,8 +35,10 @@ func EscapeArg(s string) string {
 		}
 		b.WriteByte(c)
 	}
-	b.WriteString(strings.Repeat(`\`, slashes))
-	b.WriteByte('"')
+	if quote {
+		b.WriteString(strings.Repeat(`\`, slashes))
+		b.WriteByte('"')
+	}
 	return b.String()
 }
 
@@ -45,7 +53,7 @@ func CommandLine(args []string) string {
 }
 
 // SplitCommandLine splits a Windows command line into arguments the way
-// CommandLineToArgvW does (2008 rules): whitespace separates arguments
+// CommandLineToArgvW does (2008 rules): spaces and tabs separate arguments
 // outside quotes; 2n backslashes before a quote yield n backslashes and a
 // quote delimiter; 2n+1 yield n backslashes and a literal quote; "" inside a
 // quoted argument yields a literal quote.
@@ -84,7 +92,7 @@ func SplitCommandLine(cmd string) []string {
 				continue
 			}
 			inQuote = !inQuote
-		case (c == ' ' || c == '\t' || c == '\n' || c == '\v') && !inQuote:
+		case (c == ' ' || c == '\t') && !inQuote:
 			if inArg {
 				args = append(args, cur.String())
 				cur.Reset()
