@@ -3,10 +3,12 @@ package winsim_test
 import (
 	"context"
 	"io"
+	"net/netip"
 	"strconv"
 	"testing"
 
 	"github.com/berthhq/berth/hcsdriver"
+	"github.com/berthhq/berth/netdriver"
 	"github.com/berthhq/berth/winsim"
 )
 
@@ -65,4 +67,46 @@ func BenchmarkLifecycle(b *testing.B) {
 			lifecycle(b, d, "c"+strconv.Itoa(i))
 		}
 	})
+}
+
+// BenchmarkEndpoint creates and deletes one endpoint on a network that holds
+// 200 others, as a busy node's does.
+func BenchmarkEndpoint(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		open func() (*winsim.Host, error)
+	}{
+		{"memory", func() (*winsim.Host, error) { return winsim.New(), nil }},
+		{"directory", func() (*winsim.Host, error) { return winsim.Open(b.TempDir()) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			h, err := tc.open()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer h.Close()
+			ctx, d := context.Background(), h.Network()
+			n, err := d.EnsureNetwork(ctx, natNet) // 172.28.0.0/20
+			if err != nil {
+				b.Fatal(err)
+			}
+			spec := func(i int) netdriver.EndpointSpec {
+				return endpointSpec("berth-c"+strconv.Itoa(i), n, netip.AddrFrom4([4]byte{172, 28, byte(1 + i/250), byte(1 + i%250)}).String())
+			}
+			for i := range 200 {
+				if _, err := d.CreateEndpoint(ctx, spec(i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				ep, err := d.CreateEndpoint(ctx, spec(200))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := d.DeleteEndpoint(ctx, ep.ID); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -58,6 +58,15 @@ func (s *Session) Abandon() {
 	}
 }
 
+func (s *Session) host() *Host { return s.h }
+
+func (s *Session) fail(op, id string, err error) error {
+	if err == errHostClosed {
+		err = hcsdriver.ErrUnavailable
+	}
+	return &hcsdriver.OpError{Op: op, ID: id, Err: err}
+}
+
 func (s *Session) usableLocked(op, id string) error {
 	if err := s.h.aliveLocked(op, id); err != nil {
 		return err
@@ -69,12 +78,19 @@ func (s *Session) usableLocked(op, id string) error {
 }
 
 // Create creates compute system id in state Created and returns a handle to
-// it. It fails with hcsdriver.ErrAlreadyExists when the id is taken.
+// it, attaching the endpoints cfg.Endpoints names. It fails with
+// hcsdriver.ErrAlreadyExists when the id is taken, hcsdriver.ErrNotFound
+// when no endpoint has one of the ids, and hcsdriver.ErrInvalidState when
+// one of the endpoints was attached to a compute system before (see
+// HCN).
 func (s *Session) Create(ctx context.Context, id string, cfg hcsdriver.Config) (hcsdriver.System, error) {
 	return do(ctx, s, OpCreate, id, func() (hcsdriver.System, error) {
 		h := s.h
 		if _, ok := h.systems[id]; ok {
 			return nil, &hcsdriver.OpError{Op: OpCreate, ID: id, Err: hcsdriver.ErrAlreadyExists}
+		}
+		if err := h.attachEndpointsLocked(id, cfg.Endpoints); err != nil {
+			return nil, &hcsdriver.OpError{Op: OpCreate, ID: id, Err: err}
 		}
 		sys := h.newSystem(id, cfg, h.clock.Now())
 		h.systems[id] = sys

@@ -1,13 +1,16 @@
 // Package winsim is berth's simulated Windows host: a deterministic model of
-// the Host Compute Service for Linux, which berthd runs on outside Windows
-// and which tests use. It never executes anything on the machine it runs on.
+// the Host Compute Service and the Host Compute Network service for Linux,
+// which berthd runs on outside Windows and which tests use. It never executes
+// anything on the machine it runs on, and its networks carry no traffic.
 //
 // One Host owns all state and outlives its clients. h.Compute() returns a
 // Session, an hcsdriver.Driver standing for one agent process; several
 // sessions may use a host in turn or at once, and Session.Abandon models an
-// agent that died. New keeps the state in memory; Open keeps it in a
-// directory, so that an agent killed and started again meets the host as it
-// left it, its guests having run on in the meantime.
+// agent that died. h.Network() returns the host's HCN, a netdriver.Driver;
+// HCN keeps no handles, so it needs no sessions. New keeps the state in
+// memory; Open keeps it in a directory, so that an agent killed and started
+// again meets the host as it left it, its guests having run on in the
+// meantime.
 //
 // # Compute systems
 //
@@ -95,13 +98,41 @@
 // Config.MemoryMB, which is also reported as the limit. Statistics of a
 // system that is not running fail with ErrInvalidState.
 //
+// # Networks and endpoints
+//
+// The rules are those of HCN as berth's netdriver contract states them, and
+// these besides, as HNS has them:
+//   - Networks and endpoints have GUID ids, handed out in order and never
+//     reused. Names are matched whole, case included.
+//   - A network's subnet may not overlap another's (ErrSubnetConflict), and a
+//     network that has endpoints cannot be deleted (ErrInUse).
+//   - An endpoint's address must be a host address of its network's subnet
+//     (ErrInvalidSpec) that neither the network's gateway nor another
+//     endpoint of the network holds (ErrAddressInUse). A host port, with its
+//     protocol, is mapped by one endpoint at most (ErrAddressInUse).
+//   - OutboundNAT and SDN routes need an L2Bridge network, and port
+//     mappings a NAT or L2Bridge one (ErrInvalidSpec).
+//   - A compute system attaches endpoints at Create through
+//     hcsdriver.Config.Endpoints. An id no endpoint has fails the Create
+//     with hcsdriver.ErrNotFound, and an endpoint attached to a system
+//     before, even one that has stopped since, with
+//     hcsdriver.ErrInvalidState: a fresh endpoint serves every start. An
+//     endpoint cannot be deleted while its system exists and has not stopped
+//     (ErrInUse). Snapshot shows which system each endpoint serves.
+//   - Listing endpoints does not fail by itself; Fail on OpListEndpoints
+//     with netdriver.ErrUnavailable plays HCN's listing that races a
+//     delete.
+//
 // # Faults and latency
 //
 // Fail, Delay and Hang act on the operations named by the Op constants, for
-// one system or for all. SetLatency (or WithProfile) sets how long each
-// operation takes. A delayed or hung call returns ctx.Err() when its context
-// ends, but, as with HCS, the operation still takes effect on the host when
-// its time comes: a create whose caller gave up still creates the system
-// (and the handle nobody received is released). CrashSystem, ExitProcess and
-// ExitInit play the guest; Snapshot returns the whole state as plain data.
+// one system, network or endpoint, or for all. SetLatency (or WithProfile)
+// sets how long each operation takes. A delayed or hung call returns
+// ctx.Err() when its context ends, but, as with HCS, the operation still
+// takes effect on the host when its time comes: a create whose caller gave
+// up still creates the system (and the handle nobody received is released).
+// An endpoint whose creator gave up is deleted again, as berth's HCN adapter
+// does. A network call whose context is done before it starts changes
+// nothing. CrashSystem, ExitProcess and ExitInit play the guest; Snapshot
+// returns the whole state as plain data.
 package winsim

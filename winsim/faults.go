@@ -2,15 +2,14 @@ package winsim
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
-
-	"github.com/berthhq/berth/hcsdriver"
 )
 
-// Operation names, as used by Fail, Delay, Hang, Profile and in
-// hcsdriver.OpError.Op. For OpList the id a fault matches is the owner
-// filter.
+// Compute operation names, as used by Fail, Delay, Hang, Profile and in
+// hcsdriver.OpError.Op. The id a fault matches is the compute system id; for
+// OpList it is the owner filter.
 const (
 	OpCreate        = "create"
 	OpStart         = "start"
@@ -22,6 +21,21 @@ const (
 	OpStats         = "stats"
 )
 
+// Network operation names, one per netdriver.Driver method, as used by Fail,
+// Delay, Hang, Profile and in error messages. The id a fault matches is the
+// network name for the network operations, the endpoint name for
+// OpCreateEndpoint and OpGetEndpoint, the endpoint id for OpDeleteEndpoint
+// and the name prefix for OpListEndpoints.
+const (
+	OpEnsureNetwork  = "ensure_network"
+	OpGetNetwork     = "get_network"
+	OpDeleteNetwork  = "delete_network"
+	OpCreateEndpoint = "create_endpoint"
+	OpGetEndpoint    = "get_endpoint"
+	OpListEndpoints  = "list_endpoints"
+	OpDeleteEndpoint = "delete_endpoint"
+)
+
 // Profile is a latency profile: how long each operation takes on the host,
 // applied to every call.
 type Profile struct {
@@ -30,6 +44,9 @@ type Profile struct {
 	// returned: processes end at once, and the system reaches Stopped this
 	// much later. Zero stops the system before Shutdown returns.
 	Stopping time.Duration
+
+	EnsureNetwork, GetNetwork, DeleteNetwork                   time.Duration
+	CreateEndpoint, GetEndpoint, ListEndpoints, DeleteEndpoint time.Duration
 }
 
 func (p Profile) latency(op string) time.Duration {
@@ -50,6 +67,20 @@ func (p Profile) latency(op string) time.Duration {
 		return p.CreateProcess
 	case OpStats:
 		return p.Stats
+	case OpEnsureNetwork:
+		return p.EnsureNetwork
+	case OpGetNetwork:
+		return p.GetNetwork
+	case OpDeleteNetwork:
+		return p.DeleteNetwork
+	case OpCreateEndpoint:
+		return p.CreateEndpoint
+	case OpGetEndpoint:
+		return p.GetEndpoint
+	case OpListEndpoints:
+		return p.ListEndpoints
+	case OpDeleteEndpoint:
+		return p.DeleteEndpoint
 	}
 	return 0
 }
@@ -77,17 +108,18 @@ func (f *fault) matches(op, id string) bool {
 	return f.op == op && (f.id == "" || f.id == id)
 }
 
-// Fail makes the next n calls of op on system id ("" for any system) fail
-// with err, wrapped in an *hcsdriver.OpError. The failure comes after the
-// call's latency and delays, and nothing changes on the host.
+// Fail makes the next n calls of op on id ("" for any; see the Op constants
+// for what id names) fail with err, wrapped in an *hcsdriver.OpError for a
+// compute operation and in an error naming op and id for a network one. The
+// failure comes after the call's latency and delays, and nothing changes on
+// the host.
 func (h *Host) Fail(op, id string, n int, err error) {
 	h.mu.Lock()
 	defer h.unlock()
 	h.faults = append(h.faults, &fault{op: op, id: id, fails: n, err: err})
 }
 
-// Delay adds d to every call of op on system id ("" for any system) until
-// undo is called.
+// Delay adds d to every call of op on id ("" for any) until undo is called.
 func (h *Host) Delay(op, id string, d time.Duration) (undo func()) {
 	f := &fault{op: op, id: id, delay: d}
 	h.mu.Lock()
@@ -96,12 +128,12 @@ func (h *Host) Delay(op, id string, d time.Duration) (undo func()) {
 	return func() { h.removeFault(f) }
 }
 
-// Hang holds every call of op on system id ("" for any system) that starts
-// before release is called. release lets them proceed and returns once each
-// has taken effect on the host (a held call waits out its latency first, so
-// on a ManualClock advance the clock before releasing). A caller whose
-// context ends while held gets ctx.Err(), but the operation still takes
-// effect when released, as an HCS call the caller stopped waiting for does.
+// Hang holds every call of op on id ("" for any) that starts before release
+// is called. release lets them proceed and returns once each has taken
+// effect on the host (a held call waits out its latency first, so on a
+// ManualClock advance the clock before releasing). A caller whose context
+// ends while held gets ctx.Err(), but the operation still takes effect when
+// released, as an HCS call the caller stopped waiting for does.
 func (h *Host) Hang(op, id string) (release func()) {
 	f := &fault{op: op, id: id, hang: make(chan struct{})}
 	h.mu.Lock()
@@ -169,6 +201,20 @@ func (h *Host) admitLocked(op, id string) admission {
 	return a
 }
 
+// service is what do needs of the compute or the network service.
+type service interface {
+	host() *Host
+	// usableLocked fails a call that must not start.
+	usableLocked(op, id string) error
+	// fail describes the failure of call op on id with err: an injected
+	// fault, ctx.Err(), or errHostClosed.
+	fail(op, id string, err error) error
+}
+
+// errHostClosed stands for the host's closing in service.fail; each service
+// reports it as its own ErrUnavailable.
+var errHostClosed = errors.New("host closed")
+
 // pending is a call that waits on the host's clock or on a hang. The caller
 // may stop waiting; the operation then completes without it and late
 // releases what it produced.
@@ -180,16 +226,16 @@ type pending[T any] struct {
 	err    error
 }
 
-// do runs one driver call: it checks that the session and the host are
+// do runs one driver call: it checks that the service and the host are
 // usable, applies latency and faults, and then runs apply under Host.mu,
 // unless the host has closed meanwhile. If ctx ends while the call waits, do
 // returns ctx.Err() and the operation carries on; late, if not nil, then
 // receives its successful result (to release a handle nobody will use).
-func do[T any](ctx context.Context, s *Session, op, id string, apply func() (T, error), late func(T)) (T, error) {
+func do[T any](ctx context.Context, svc service, op, id string, apply func() (T, error), late func(T)) (T, error) {
 	var zero T
-	h := s.h
+	h := svc.host()
 	h.mu.Lock()
-	if err := s.usableLocked(op, id); err != nil {
+	if err := svc.usableLocked(op, id); err != nil {
 		h.unlock()
 		return zero, err
 	}
@@ -198,15 +244,15 @@ func do[T any](ctx context.Context, s *Session, op, id string, apply func() (T, 
 	run := func() (T, error) {
 		h.mu.Lock()
 		defer h.unlock()
-		if err := h.aliveLocked(op, id); err != nil {
-			return zero, err
+		if h.closed {
+			return zero, svc.fail(op, id, errHostClosed)
 		}
 		return apply()
 	}
 	if a.wait <= 0 && len(a.hang) == 0 {
 		h.unlock()
 		if a.err != nil {
-			return zero, &hcsdriver.OpError{Op: op, ID: id, Err: a.err}
+			return zero, svc.fail(op, id, a.err)
 		}
 		return run()
 	}
@@ -225,7 +271,7 @@ func do[T any](ctx context.Context, s *Session, op, id string, apply func() (T, 
 			err = a.err
 		}
 		if err != nil {
-			p.finish(zero, &hcsdriver.OpError{Op: op, ID: id, Err: err}, nil)
+			p.finish(zero, svc.fail(op, id, err), nil)
 			return
 		}
 		r, err := run()
@@ -242,7 +288,7 @@ func do[T any](ctx context.Context, s *Session, op, id string, apply func() (T, 
 			return p.res, p.err
 		default:
 			p.gaveUp = true
-			return zero, &hcsdriver.OpError{Op: op, ID: id, Err: ctx.Err()}
+			return zero, svc.fail(op, id, ctx.Err())
 		}
 	}
 }
@@ -261,7 +307,7 @@ func (p *pending[T]) finish(r T, err error, late func(T)) {
 }
 
 // hold waits until the clock reaches until and every hang is released. It
-// fails with hcsdriver.ErrUnavailable if the host closes first.
+// fails with errHostClosed if the host closes first.
 func (h *Host) hold(until time.Time, hangs []*fault) error {
 	if until.After(h.clock.Now()) {
 		fired := make(chan struct{})
@@ -270,14 +316,14 @@ func (h *Host) hold(until time.Time, hangs []*fault) error {
 		case <-fired:
 		case <-h.quit:
 			stop()
-			return hcsdriver.ErrUnavailable
+			return errHostClosed
 		}
 	}
 	for _, f := range hangs {
 		select {
 		case <-f.hang:
 		case <-h.quit:
-			return hcsdriver.ErrUnavailable
+			return errHostClosed
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/berthhq/berth/hcsdriver"
+	"github.com/berthhq/berth/netdriver"
 )
 
 // Exit codes the host gives guest processes it ends.
@@ -30,10 +31,10 @@ const ExitTypeUnexpected = "UnexpectedExit"
 // four, as on Windows, and never reused.
 const firstPid = 1000
 
-// Host is one simulated Windows host. It owns every compute system and
-// process, and outlives the driver sessions (Compute) that use it, as vmcompute
-// outlives an agent. A Host is safe for concurrent use. Close stops every
-// goroutine and timer it started.
+// Host is one simulated Windows host. It owns every compute system, process,
+// network and endpoint, and outlives the agents that use it through Compute
+// and Network, as vmcompute and HNS outlive an agent. A Host is safe for
+// concurrent use. Close stops every goroutine and timer it started.
 //
 // Lock order: Host.mu, then a ManualClock's lock. Pipes are closed under
 // Host.mu (closing never blocks) but never read or written under it.
@@ -52,6 +53,10 @@ type Host struct {
 	faults  []*fault
 	dirty   bool // the state changed since it was last saved
 	saveErr error
+
+	networks   map[string]netdriver.Network // by id
+	endpoints  map[string]*endpoint         // by id
+	netObjects int                          // network and endpoint ids handed out
 }
 
 // Option configures a Host.
@@ -66,10 +71,12 @@ func WithProfile(p Profile) Option { return func(h *Host) { h.profile = p } }
 // New returns an empty host that keeps its state in memory.
 func New(opts ...Option) *Host {
 	h := &Host{
-		clock:   WallClock{},
-		quit:    make(chan struct{}),
-		systems: make(map[string]*system),
-		nextPid: firstPid,
+		clock:     WallClock{},
+		quit:      make(chan struct{}),
+		systems:   make(map[string]*system),
+		nextPid:   firstPid,
+		networks:  make(map[string]netdriver.Network),
+		endpoints: make(map[string]*endpoint),
 	}
 	for _, o := range opts {
 		o(h)
@@ -281,6 +288,11 @@ func (p *process) closeHostEnds() {
 type State struct {
 	NextPid int           `json:"next_pid"`
 	Systems []SystemState `json:"systems"`
+	// Networks and Endpoints are sorted by name; nil when there are none.
+	Networks  []netdriver.Network `json:"networks,omitempty"`
+	Endpoints []EndpointState     `json:"endpoints,omitempty"`
+	// NetObjects counts the network and endpoint ids handed out.
+	NetObjects int `json:"net_objects,omitempty"`
 }
 
 // SystemState is one compute system as plain data.
@@ -318,8 +330,8 @@ type ProcessState struct {
 	CPU       time.Duration           `json:"cpu,omitempty"`
 }
 
-// Snapshot returns a copy of the host's whole state, systems sorted by id and
-// processes by pid.
+// Snapshot returns a copy of the host's whole state, systems sorted by id,
+// processes by pid, networks and endpoints by name.
 func (h *Host) Snapshot() State {
 	h.mu.Lock()
 	defer h.unlock()
@@ -346,6 +358,7 @@ func (h *Host) stateLocked() State {
 		st.Systems = append(st.Systems, ss)
 	}
 	slices.SortFunc(st.Systems, func(a, b SystemState) int { return cmp.Compare(a.ID, b.ID) })
+	h.netStateLocked(&st)
 	return st
 }
 

@@ -33,7 +33,9 @@ type stateFile struct {
 //     whose program has finished by now has exited, and as nobody held a
 //     handle to it, it is gone (OpenProcess fails with ErrNotFound, as on
 //     Windows); the others run on, with no pipes (their output is lost,
-//     their stdin at EOF).
+//     their stdin at EOF);
+//   - networks and endpoints are as they were; an endpoint stays bound to
+//     the system it served, and attached while that system is restored.
 //
 // Open returns once every restored guest has caught up with the clock.
 func Open(dir string, opts ...Option) (*Host, error) {
@@ -75,6 +77,7 @@ func Open(dir string, opts ...Option) (*Host, error) {
 // run. It returns a channel per guest, closed once the guest has caught up.
 func (h *Host) restoreLocked(st State) []chan struct{} {
 	h.nextPid = max(st.NextPid, firstPid)
+	h.restoreNetLocked(st)
 	now := h.clock.Now()
 	var settled []chan struct{}
 	for _, ss := range st.Systems {
