@@ -1,0 +1,283 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/berthhq/berth/events"
+)
+
+// DefaultTimeout bounds a client call whose context has no deadline.
+const DefaultTimeout = 30 * time.Second
+
+// ErrPending reports that a command is stored in the node's inbox but its
+// reply has not arrived (yet). The command is durable: the agent executes it
+// when it takes it, and sending it again with the same id does not execute
+// it twice.
+var ErrPending = errors.New("command queued, no reply yet")
+
+// Client talks to one node's agent: it sends commands through the durable
+// inbox and asks queries of the micro service. It is safe for concurrent use.
+type Client struct {
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	subj    events.Subjects
+	timeout time.Duration
+}
+
+// ClientOption configures a [Client].
+type ClientOption func(*Client)
+
+// WithPrefix sets the subject prefix (default events.DefaultPrefix).
+func WithPrefix(prefix string) ClientOption {
+	return func(c *Client) { c.subj = events.NewSubjects(prefix, c.subj.Node) }
+}
+
+// WithTimeout sets the time a call may take when its context has no
+// deadline (default DefaultTimeout).
+func WithTimeout(d time.Duration) ClientOption {
+	return func(c *Client) {
+		if d > 0 {
+			c.timeout = d
+		}
+	}
+}
+
+// NewClient returns a client for node over nc.
+func NewClient(nc *nats.Conn, node string, opts ...ClientOption) (*Client, error) {
+	if nc == nil {
+		return nil, fmt.Errorf("%w: control client: no NATS connection", events.ErrInvalid)
+	}
+	if err := events.ValidateNodeID(node); err != nil {
+		return nil, fmt.Errorf("control client: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("control client: %w", err)
+	}
+	c := &Client{nc: nc, js: js, subj: events.NewSubjects("", node), timeout: DefaultTimeout}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, c.timeout)
+}
+
+// Do sends cmd through the node's inbox and waits for its reply. A command
+// that fails validation is refused before it is sent, with an
+// events.ErrInvalid error. When the agent answers with an error, Do returns
+// the reply and its *events.ReplyError, so errors.Is(err, events.ErrWrongPhase)
+// and the like work. When no reply arrives before ctx (or the client's
+// timeout) ends, the error wraps ErrPending: the command stays queued.
+// Sending the same command id again is safe: the inbox drops a repeat
+// within its duplicate window (Do then reports ErrPending, since the reply
+// went to the first sender), and the agent answers a later repeat with the
+// recorded outcome.
+func (c *Client) Do(ctx context.Context, cmd events.Command) (events.Reply, error) {
+	if err := cmd.Validate(); err != nil {
+		return events.Reply{}, fmt.Errorf("command: %w", err)
+	}
+	data, err := json.Marshal(cmd)
+	if err != nil {
+		return events.Reply{}, fmt.Errorf("%w: encoding command: %v", events.ErrInvalid, err)
+	}
+	if len(data) > events.MaxCommandSize {
+		return events.Reply{}, fmt.Errorf("%w: command is %d bytes, more than the %d byte limit", events.ErrInvalid, len(data), events.MaxCommandSize)
+	}
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+
+	inbox := c.nc.NewRespInbox()
+	sub, err := c.nc.SubscribeSync(inbox)
+	if err != nil {
+		return events.Reply{}, fmt.Errorf("reply subscription: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+
+	msg := nats.NewMsg(c.subj.Command(cmd.Verb))
+	msg.Data = data
+	msg.Header.Set(events.HeaderReplyTo, inbox)
+	ack, err := c.js.PublishMsg(ctx, msg, jetstream.WithMsgID(cmd.ID))
+	switch {
+	case errors.Is(err, jetstream.ErrNoStreamResponse):
+		return events.Reply{}, fmt.Errorf("%w: command %s: no inbox stream for node %s answered: %w", events.ErrUnavailable, cmd.ID, c.subj.Node, err)
+	case err != nil && ctx.Err() != nil:
+		return events.Reply{}, fmt.Errorf("%w: command %s: sending it timed out, so it may or may not be queued; send it again with the same id: %w", events.ErrUnavailable, cmd.ID, err)
+	case err != nil:
+		return events.Reply{}, fmt.Errorf("command %s: %w", cmd.ID, err)
+	case ack.Duplicate:
+		return events.Reply{}, fmt.Errorf("command %s: %w: the inbox already holds this id, and its reply goes to the first sender", cmd.ID, ErrPending)
+	}
+
+	rm, err := sub.NextMsgWithContext(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return events.Reply{}, fmt.Errorf("command %s (%s %s) is in %s as message %d: %w: %w", cmd.ID, cmd.Verb, cmd.Container, ack.Stream, ack.Sequence, ErrPending, ctx.Err())
+		}
+		return events.Reply{}, fmt.Errorf("command %s reply: %w", cmd.ID, err)
+	}
+	r, err := events.DecodeReply(rm.Data)
+	if err != nil {
+		return events.Reply{}, fmt.Errorf("command %s: %w", cmd.ID, err)
+	}
+	return r, r.Err()
+}
+
+// do sends a container verb and decodes its result.
+func (c *Client) do(ctx context.Context, cmd events.Command) (events.ContainerResult, error) {
+	cmd.ID = events.NewID()
+	var res events.ContainerResult
+	r, err := c.Do(ctx, cmd)
+	if err != nil {
+		return res, err
+	}
+	if len(r.Result) == 0 {
+		return res, nil
+	}
+	if err := json.Unmarshal(r.Result, &res); err != nil {
+		return res, fmt.Errorf("%w: command %s result: %v", events.ErrInvalid, cmd.ID, err)
+	}
+	return res, nil
+}
+
+// Create creates container from spec.
+func (c *Client) Create(ctx context.Context, container string, spec events.ContainerSpec) (events.ContainerResult, error) {
+	return c.do(ctx, events.Command{Verb: events.VerbCreate, Container: container, Spec: &spec})
+}
+
+// Run creates container from spec and starts it.
+func (c *Client) Run(ctx context.Context, container string, spec events.ContainerSpec) (events.ContainerResult, error) {
+	return c.do(ctx, events.Command{Verb: events.VerbRun, Container: container, Spec: &spec})
+}
+
+// Start starts a created container.
+func (c *Client) Start(ctx context.Context, container string) (events.ContainerResult, error) {
+	return c.do(ctx, events.Command{Verb: events.VerbStart, Container: container})
+}
+
+// Stop stops container gracefully, terminating it after timeout; a nil
+// timeout uses the container's own stop timeout.
+func (c *Client) Stop(ctx context.Context, container string, timeout *time.Duration) (events.ContainerResult, error) {
+	cmd := events.Command{Verb: events.VerbStop, Container: container}
+	if timeout != nil {
+		d := events.Duration(*timeout)
+		cmd.Timeout = &d
+	}
+	return c.do(ctx, cmd)
+}
+
+// Kill terminates container at once.
+func (c *Client) Kill(ctx context.Context, container string) (events.ContainerResult, error) {
+	return c.do(ctx, events.Command{Verb: events.VerbKill, Container: container})
+}
+
+// Remove removes container; force kills it first if it is running.
+func (c *Client) Remove(ctx context.Context, container string, force bool) (events.ContainerResult, error) {
+	return c.do(ctx, events.Command{Verb: events.VerbRemove, Container: container, Force: force})
+}
+
+// query asks endpoint with req (nil for an empty body) and decodes the
+// answer into res. Errors the service reports come back as
+// *events.ReplyError.
+func (c *Client) query(ctx context.Context, endpoint string, req, res any) error {
+	var data []byte
+	if req != nil {
+		b, err := json.Marshal(req)
+		if err != nil {
+			return fmt.Errorf("%w: encoding %s query: %v", events.ErrInvalid, endpoint, err)
+		}
+		data = b
+	}
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	subj := c.subj.API(endpoint)
+	msg, err := c.nc.RequestWithContext(ctx, subj, data)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return fmt.Errorf("%w: no agent answers for node %s on %s", events.ErrUnavailable, c.subj.Node, subj)
+	case err != nil && ctx.Err() != nil:
+		return fmt.Errorf("%w: %s query: no answer: %w", events.ErrUnavailable, endpoint, err)
+	case err != nil:
+		return fmt.Errorf("%s query: %w", endpoint, err)
+	}
+	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
+		return queryError(code, msg.Header.Get(micro.ErrorHeader), msg.Data)
+	}
+	if err := json.Unmarshal(msg.Data, res); err != nil {
+		return fmt.Errorf("%w: %s answer: %v", events.ErrInvalid, endpoint, err)
+	}
+	return nil
+}
+
+// queryError rebuilds the error a query endpoint reported: from its JSON
+// body when there is one, else from the micro headers.
+func queryError(code, text string, body []byte) error {
+	var re events.ReplyError
+	if json.Unmarshal(body, &re) == nil && re.Kind != "" {
+		return &re
+	}
+	n, _ := strconv.Atoi(code)
+	kind := map[int]string{
+		events.CodeInvalid: "invalid", events.CodeNotFound: "not_found", events.CodeConflict: "conflict",
+		events.CodeUnavailable: "unavailable",
+	}[n]
+	if kind == "" {
+		kind = "internal"
+	}
+	return &events.ReplyError{Code: n, Kind: kind, Message: text}
+}
+
+// Ps lists the node's containers, newest first: by default those [Listed]
+// shows, with all every container the node knows.
+func (c *Client) Ps(ctx context.Context, all bool) ([]events.Container, error) {
+	var res PsResult
+	if err := c.query(ctx, EndpointPs, PsRequest{All: all}, &res); err != nil {
+		return nil, err
+	}
+	return res.Containers, nil
+}
+
+// Inspect returns the node's record of container.
+func (c *Client) Inspect(ctx context.Context, container string) (events.Container, error) {
+	var res events.Container
+	err := c.query(ctx, EndpointInspect, ContainerRequest{Container: container}, &res)
+	return res, err
+}
+
+// Stats returns a resource usage sample of a running container.
+func (c *Client) Stats(ctx context.Context, container string) (events.Stats, error) {
+	var res events.Stats
+	err := c.query(ctx, EndpointStats, ContainerRequest{Container: container}, &res)
+	return res, err
+}
+
+// State returns the node's fold: the current one when at is 0, else as it
+// stood after journal sequence at. Command outcomes are left out.
+func (c *Client) State(ctx context.Context, at uint64) (*events.State, error) {
+	st := events.NewState(c.subj.Node, events.DefaultWindow)
+	if err := c.query(ctx, EndpointState, StateRequest{At: at}, st); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Health reports whether the agent answers, and how it is doing.
+func (c *Client) Health(ctx context.Context) (Health, error) {
+	var res Health
+	err := c.query(ctx, EndpointHealth, nil, &res)
+	return res, err
+}
