@@ -1,0 +1,106 @@
+package tests
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/berthhq/berth/control"
+	"github.com/berthhq/berth/events"
+	"github.com/berthhq/berth/internal/agent"
+	"github.com/berthhq/berth/journal"
+	"github.com/berthhq/berth/winsim"
+)
+
+// TestCommandsSurviveAnAgentOutage runs the agent against a NATS server of
+// its own (external mode), stops the agent, queues a command while it is
+// down, and checks that the next agent runs it and adopts the container
+// started before the outage.
+func TestCommandsSurviveAnAgentOutage(t *testing.T) {
+	ctx := context.Background()
+	srv, err := journal.StartServer(ctx, journal.ServerOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	host := winsim.New()
+	defer host.Close()
+	start := func() *agent.Agent {
+		a, err := agent.Start(ctx, agent.Options{
+			Node: "edge-1", NATSURL: srv.ClientURL(), Replicas: 1, Host: "winsim", Compute: host.Compute(),
+			StopTimeout: time.Second, Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	stop := func(a *agent.Agent) {
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := a.Stop(sctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	client, err := control.NewClient(nc, "edge-1", control.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"},
+		Command: events.CommandSpec{Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
+
+	a := start()
+	if _, err := client.Run(ctx, "before", spec); err != nil {
+		t.Fatal(err)
+	}
+	stop(a)
+
+	// The agent is down: the command is stored, not answered.
+	queued := events.Command{ID: events.NewID(), Verb: events.VerbRun, Container: "during", Spec: &spec}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = client.Do(short, queued)
+	cancel()
+	if !errors.Is(err, control.ErrPending) {
+		t.Fatalf("command sent while the agent is down: %v, want ErrPending", err)
+	}
+
+	b := start()
+	defer stop(b)
+	waitFor(t, "the queued command to run", func() bool {
+		c, err := client.Inspect(ctx, "during")
+		return err == nil && c.Phase == events.PhaseRunning
+	})
+	// The container started before the outage was adopted, not lost.
+	if c, err := client.Inspect(ctx, "before"); err != nil || c.Phase != events.PhaseRunning {
+		t.Fatalf("before: %+v %v", c, err)
+	}
+	st, err := client.State(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(st.Containers); n != 2 {
+		t.Fatalf("%d containers in the fold, want 2", n)
+	}
+	if got := host.Snapshot().Systems; len(got) != 2 {
+		t.Fatalf("host holds %d systems, want 2", len(got))
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
