@@ -51,14 +51,15 @@ type LayerStore interface {
 
 	// CreateScratch creates the writable layer of container containerID over
 	// parents (the image's layers, topmost first, base last), recording the
-	// chain. Every parent must be complete in this store (else ErrNotFound)
-	// and parents must be the whole chain of parents[0] (else ErrInvalid).
-	// It fails with ErrExists when the container has a scratch layer, and
-	// with ErrInvalid when containerID is not a valid container id. On error
-	// nothing is left.
+	// chain, and mounts it: the result's VolumePath is set. Every parent must
+	// be complete in this store (else ErrNotFound) and parents must be the
+	// whole chain of parents[0] (else ErrInvalid). It fails with ErrExists
+	// when the container has a scratch layer, and with ErrInvalid when
+	// containerID is not a valid container id. On error nothing is left.
 	CreateScratch(ctx context.Context, containerID string, parents []Layer) (Scratch, error)
-	// RemoveScratch deletes the container's scratch layer, complete or not,
-	// or fails with ErrNotFound.
+	// RemoveScratch unmounts and deletes the container's scratch layer,
+	// complete or not, or fails with ErrNotFound. Call it once no compute
+	// system uses the scratch layer any more.
 	RemoveScratch(ctx context.Context, containerID string) error
 	// ListScratch returns every scratch layer, complete or not: one whose
 	// creation was cut short has Complete false.
@@ -73,8 +74,13 @@ type Layer struct {
 	// Path is where the layer lives on the host (a folder).
 	Path string `json:"path"`
 	// Size is the bytes of file content the layer holds.
-	Size     int64 `json:"size"`
-	Complete bool  `json:"complete"`
+	Size int64 `json:"size"`
+	// GUID names the layer to the compute service: the id of the layer in
+	// the compute system's document (hcsdriver.Layer.ID). The Windows store
+	// gives the GUID the layer APIs derive from the layer folder's name;
+	// "" when the store cannot tell (an incomplete layer).
+	GUID     string `json:"guid,omitempty"`
+	Complete bool   `json:"complete"`
 }
 
 // Scratch is a container's writable layer.
@@ -83,8 +89,14 @@ type Scratch struct {
 	Path        string `json:"path"`
 	// Parents are the chain ids of its read-only layers, immediate parent
 	// first; nil when the store cannot tell (an incomplete scratch).
-	Parents  []string `json:"parents,omitempty"`
-	Complete bool     `json:"complete"`
+	Parents []string `json:"parents,omitempty"`
+	// VolumePath is where the mounted scratch layer is reached: on Windows
+	// the volume (\\?\Volume{GUID}\) a process-isolated compute system
+	// takes as its root (hcsdriver.Config.VolumePath); in a folder store the
+	// scratch folder itself. "" when the scratch is not mounted or the store
+	// cannot tell (an incomplete scratch).
+	VolumePath string `json:"volume_path,omitempty"`
+	Complete   bool   `json:"complete"`
 }
 
 // ChainID returns the chain id of the layer with diff id diffID over the

@@ -45,6 +45,7 @@ package dirlayer
 
 import (
 	"context"
+	"crypto/sha1"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -132,7 +133,17 @@ func (s *Store) meta(hex string) (layerMeta, bool) {
 
 func (s *Store) layer(hex string, m layerMeta) imagedriver.Layer {
 	return imagedriver.Layer{ID: "sha256:" + hex, DiffID: m.DiffID, Parents: m.Parents,
-		Path: s.layerPath(hex), Size: m.Size, Complete: true}
+		Path: s.layerPath(hex), Size: m.Size, GUID: guidOf(hex), Complete: true}
+}
+
+// guidOf stands in, on the simulated host, for the GUID the Windows layer
+// APIs derive from a layer folder's name: a stable GUID made of the SHA-1 of
+// name, laid out as an RFC 9562 version 5 UUID.
+func guidOf(name string) string {
+	h := sha1.Sum([]byte(name))
+	h[6] = h[6]&0x0f | 0x50
+	h[8] = h[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
 }
 
 // Has reports whether the layer is complete in the store.
@@ -434,7 +445,7 @@ func (s *Store) CreateScratch(ctx context.Context, containerID string, parents [
 		os.RemoveAll(dir)
 		return imagedriver.Scratch{}, fmt.Errorf("scratch layer of %s: %w", containerID, err)
 	}
-	return imagedriver.Scratch{ContainerID: containerID, Path: dir, Parents: ids, Complete: true}, nil
+	return imagedriver.Scratch{ContainerID: containerID, Path: dir, Parents: ids, VolumePath: dir, Complete: true}, nil
 }
 
 // RemoveScratch deletes a container's scratch layer, complete or not.
@@ -478,7 +489,7 @@ func (s *Store) scanScratch() ([]imagedriver.Scratch, error) {
 		if b, err := os.ReadFile(filepath.Join(sc.Path, chainFile)); err == nil {
 			var ids []string
 			if json.Unmarshal(b, &ids) == nil && len(ids) > 0 {
-				sc.Parents, sc.Complete = ids, true
+				sc.Parents, sc.VolumePath, sc.Complete = ids, sc.Path, true
 			}
 		}
 		out = append(out, sc)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -314,8 +315,8 @@ func TestScratchOnDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sc.Path != filepath.Join(root, "scratch", "web-1") {
-		t.Errorf("Path = %s", sc.Path)
+	if sc.Path != filepath.Join(root, "scratch", "web-1") || sc.VolumePath != sc.Path {
+		t.Errorf("Path = %s, VolumePath = %s; want both the scratch folder", sc.Path, sc.VolumePath)
 	}
 	var chain []string
 	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(sc.Path, "layerchain.json"))), &chain); err != nil ||
@@ -330,8 +331,9 @@ func TestScratchOnDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	list, err := s.ListScratch(ctx)
-	if err != nil || len(list) != 2 || !list[0].Complete || list[1].Complete || list[1].ContainerID != "web-2" {
-		t.Fatalf("ListScratch = %+v, %v; want web-1 complete and web-2 not", list, err)
+	if err != nil || len(list) != 2 || !list[0].Complete || list[1].Complete || list[1].ContainerID != "web-2" ||
+		list[0].VolumePath != sc.Path || list[1].VolumePath != "" {
+		t.Fatalf("ListScratch = %+v, %v; want web-1 complete and mounted, web-2 neither", list, err)
 	}
 	if err := s.RemoveScratch(ctx, "web-2"); err != nil {
 		t.Fatal(err)
@@ -383,5 +385,33 @@ func TestImportInProgress(t *testing.T) {
 	}
 	if ok, _ := s.Has(ctx, d); !ok {
 		t.Fatal("import did not complete")
+	}
+}
+
+// TestGUIDs checks the stand-in for the layer APIs' NameToGuid: a layer's
+// GUID is a GUID, stable across stores, and differs between layers.
+func TestGUIDs(t *testing.T) {
+	guid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	var guids []string
+	for range 2 {
+		s, err := dirlayer.New(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := importFiles(t, s, map[string]string{"a": "1"})
+		top := importFiles(t, s, map[string]string{"b": "2"}, base.ID)
+		got, err := s.Get(ctx, top.ID)
+		if err != nil || got.GUID != top.GUID {
+			t.Fatalf("Get = %+v, %v; want GUID %s", got, err, top.GUID)
+		}
+		guids = append(guids, base.GUID, top.GUID)
+	}
+	for _, g := range guids {
+		if !guid.MatchString(g) {
+			t.Errorf("GUID %q is not a version 5 GUID", g)
+		}
+	}
+	if guids[0] != guids[2] || guids[1] != guids[3] || guids[0] == guids[1] {
+		t.Errorf("GUIDs %v; want one per layer, the same in both stores", guids)
 	}
 }
