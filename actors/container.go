@@ -42,7 +42,8 @@ type containerActor struct {
 
 func newContainer(n *Node, id string) actor.Actor { return &containerActor{n: n, id: id} }
 
-// receiveHook, when set by a test, runs before each message is handled.
+// receiveHook, when set by a test, runs before each message a container
+// actor, or the network actor (container ""), handles.
 var receiveHook atomic.Pointer[func(container string, msg any)]
 
 func (c *containerActor) Receive(ctx actor.Context) {
@@ -264,10 +265,7 @@ func (c *containerActor) apply(e *events.Event) {
 	if e.Kind() != events.KindContainer || (c.rec != nil && e.Seq <= c.rec.Seq) {
 		return
 	}
-	st := events.State{Containers: map[string]*events.Container{}}
-	if c.rec != nil {
-		st.Containers[c.id] = c.rec
-	}
+	st := events.RecordView(c.id, c.rec)
 	if err := st.Apply(e); err != nil {
 		c.n.cfg.Logger.Error().Err(err).Str("container", c.id).Msg("own event refused by the local record")
 		return

@@ -16,6 +16,15 @@
 // process is watched by a goroutine tied to the container's life, and its
 // exit arrives as a message.
 //
+// The network actor, also a child of the node, owns the node's network: it
+// records network.configure, creates the network on the host once (leases
+// wait for it), and hands out container addresses from the node's slice,
+// restoring them from the fold at start. A create leases an address,
+// records endpoint_creating, creates the endpoint and then the compute
+// system with it; a remove deletes the system, then the endpoint, and
+// releases the address. Without a network driver (Config.Network) or a
+// configured network, containers get no endpoint.
+//
 // Panics are logged with their stack; the actor is rebuilt from the fold and
 // the command it was handling is answered with an internal error.
 package actors

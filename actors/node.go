@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/hcsdriver"
+	"github.com/berthhq/berth/netdriver"
 )
 
 // Journal is what the actors need of the event journal.
@@ -33,6 +35,10 @@ type Config struct {
 	Owner   string // owner tag on every host object; "berth" by default
 	Journal Journal
 	Compute hcsdriver.Driver
+	// Network, when set, gives containers endpoints on the node's network
+	// once network.configure has configured it; nil turns networking off:
+	// network.configure is refused and containers get no endpoint.
+	Network netdriver.Driver
 	// HostOps bounds concurrent host operations across all containers
 	// (default 32).
 	HostOps int
@@ -58,6 +64,9 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the node starts
 	booted bool           // set and read by the node actor only
+
+	net    *netState                 // the network actor's state; set by the node actor at boot
+	netPID atomic.Pointer[actor.PID] // the network actor; nil while networking is off
 }
 
 // New checks cfg and prepares a node; Start runs it. Between the two, the
@@ -226,6 +235,8 @@ func (n *Node) recoverPanics(next actor.ReceiverFunc) actor.ReceiverFunc {
 				m.reply <- events.NewReply(m.cmd.ID, nil, err)
 			case *cmdMsg:
 				n.sys.Root.Send(n.pid, &answer{id: m.cmd.ID, reply: events.NewReply(m.cmd.ID, nil, err)})
+			case *leaseReq:
+				m.reply <- result[*lease]{err: err}
 			}
 			panic(r)
 		}()

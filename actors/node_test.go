@@ -32,7 +32,7 @@ const node = "n1"
 // agent is one incarnation of berthd in a test: an embedded server, a
 // journal and a node on a simulated host that outlives it.
 type agent struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *journal.Server
 	j       *journal.Journal
 	node    *actors.Node
@@ -60,7 +60,9 @@ func (l *logSink) all() []string {
 	return append([]string(nil), l.lines...)
 }
 
-func startAgent(t *testing.T, host *winsim.Host, dir string) *agent {
+// startAgent starts an agent on host with its journal in dir, with
+// networking on host's network service; opts adjust its configuration.
+func startAgent(t testing.TB, host *winsim.Host, dir string, opts ...func(*actors.Config)) *agent {
 	t.Helper()
 	ctx := context.Background()
 	srv, err := journal.StartServer(ctx, journal.ServerOptions{DataDir: dir})
@@ -73,7 +75,11 @@ func startAgent(t *testing.T, host *winsim.Host, dir string) *agent {
 	}
 	a := &agent{t: t, srv: srv, session: host.Compute(), logs: &logSink{}}
 	log := zerolog.New(zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), a.logs)).Level(zerolog.InfoLevel)
-	a.node, err = actors.New(actors.Config{Node: node, Compute: a.session, StopTimeout: 2 * time.Second, Logger: log})
+	cfg := actors.Config{Node: node, Compute: a.session, Network: host.Network(), StopTimeout: 2 * time.Second, Logger: log}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	a.node, err = actors.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +448,19 @@ func TestRestartAdoptsRunningContainers(t *testing.T) {
 	if err != nil || c.Phase != events.PhaseRunning {
 		t.Fatalf("keep after restart: %+v %v", c, err)
 	}
-	// The adopted container is watched: its exit is seen and recorded.
+	// The adopted container is watched: its exit is seen and recorded. (The
+	// fold says running from the start; adoption has reopened the init
+	// process once the host counts a handle to it again.)
+	waitUntil(t, "keep's init process to be reopened", func() bool {
+		for _, s := range host.Snapshot().Systems {
+			for _, p := range s.Processes {
+				if s.ID == "keep" && p.Pid == s.InitPid && p.Handles > 0 {
+					return true
+				}
+			}
+		}
+		return false
+	})
 	if err := host.ExitInit("keep", 7); err != nil {
 		t.Fatal(err)
 	}
@@ -451,7 +469,7 @@ func TestRestartAdoptsRunningContainers(t *testing.T) {
 	}
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
+func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {

@@ -103,7 +103,21 @@ func (a *nodeActor) Receive(ctx actor.Context) {
 	}
 }
 
+// spawnAll spawns the network actor, then a container actor for every
+// container in the fold.
 func (a *nodeActor) spawnAll(ctx actor.Context) {
+	if n := a.n; n.cfg.Network != nil {
+		if n.net == nil {
+			n.net = newNetState(a.st, n)
+		}
+		props := actor.PropsFromProducer(func() actor.Actor { return &networkActor{n: n, s: n.net} },
+			actor.WithReceiverMiddleware(n.recoverPanics))
+		pid, err := ctx.SpawnNamed(props, "network")
+		if err != nil {
+			panic(fmt.Sprintf("spawning the network actor: %v", err))
+		}
+		n.netPID.Store(pid)
+	}
 	for id := range a.st.Containers {
 		a.spawn(ctx, id)
 	}
@@ -138,6 +152,15 @@ func (a *nodeActor) submit(ctx actor.Context, m *submitMsg) {
 	}
 	p := &pendingCmd{waiters: []chan events.Reply{m.reply}}
 	a.pending[id] = p
+	if m.cmd.Verb == events.VerbNetworkConfigure {
+		if pid := a.n.netPID.Load(); pid != nil {
+			ctx.Send(pid, &cmdMsg{cmd: m.cmd})
+			return
+		}
+		p.local = true
+		a.recordOutcome(ctx, m.cmd, fmt.Errorf("%w: networking is off on this agent: it has no network driver", events.ErrUnavailable))
+		return
+	}
 	ch, ok := a.children[m.cmd.Container]
 	if !ok {
 		if m.cmd.Verb != events.VerbCreate && m.cmd.Verb != events.VerbRun {

@@ -62,7 +62,12 @@ func (e *opEnv) event(typ string, data any) events.Event {
 
 // intent makes an intent event durable before the host call it announces.
 func (e *opEnv) intent(ctx context.Context, r *opResult, typ string, data any) error {
-	evs, err := e.n.cfg.Journal.Append(ctx, e.event(typ, data))
+	return e.record(ctx, r, e.event(typ, data))
+}
+
+// record makes evs durable as one batch and adds them to r.
+func (e *opEnv) record(ctx context.Context, r *opResult, evs ...events.Event) error {
+	evs, err := e.n.cfg.Journal.Append(ctx, evs...)
 	if err != nil {
 		return err
 	}
@@ -136,37 +141,69 @@ func (e *opEnv) run(ctx context.Context) opResult {
 	if !ok {
 		return e.finish(ctx, &r, res, nil, err)
 	}
-	evs, err := e.n.cfg.Journal.Append(ctx, res...)
-	if err != nil {
+	if err := e.record(ctx, &r, res...); err != nil {
 		return e.abort(r, err)
 	}
-	r.evs = append(r.evs, evs...)
 	e.sys = r.sys
 	return e.startSystem(ctx, &r)
 }
 
-// createSystem records the intent and creates the compute system. It
-// returns the outcome events still to be recorded.
+// createSystem records the intent, attaches the container to the node's
+// network and creates the compute system with its endpoint. It returns the
+// outcome events still to be recorded. A failed create leaves nothing on
+// the host: an endpoint it created is deleted again and its address
+// released.
 func (e *opEnv) createSystem(ctx context.Context, r *opResult) (ok bool, facts []events.Event, err error) {
 	spec := e.cmd.Spec
 	if len(spec.Command.Entrypoint)+len(spec.Command.Args) == 0 {
 		// Images are not pulled yet, so the image's default command is unknown.
 		return false, nil, fmt.Errorf("%w: spec.command: an entrypoint or args are required", events.ErrInvalid)
 	}
+	if ep := e.rec.Endpoint; ep != nil { // an earlier create failed and could not delete its endpoint
+		if err := e.detach(ctx, r, ep); err != nil {
+			return false, nil, err
+		}
+	}
 	if err := e.intent(ctx, r, events.ContainerCreating, events.CreatingData{Spec: *spec, Owner: e.n.cfg.Owner}); err != nil {
 		return false, nil, journalErr(err)
 	}
+	ep, err := e.attach(ctx, r)
+	if err != nil {
+		return false, []events.Event{e.event(events.ContainerCreateFailed, failure(err))}, err
+	}
+	cfg := computeConfig(e.id, e.n.cfg.Owner, spec)
+	if ep != nil {
+		cfg.Endpoints, cfg.DNSSearchList = []string{ep.ID}, ep.DNS.Search
+		facts = append(facts, e.event(events.ContainerEndpointCreated, events.EndpointCreatedData{ID: ep.ID}))
+	}
 	var sys hcsdriver.System
 	err = e.n.hostCall(ctx, func() (err error) {
-		sys, err = e.n.cfg.Compute.Create(ctx, e.id, computeConfig(e.id, e.n.cfg.Owner, spec))
+		sys, err = e.n.cfg.Compute.Create(ctx, e.id, cfg)
 		return err
 	})
 	if err != nil {
 		err = e.hostErr("create", err)
-		return false, []events.Event{e.event(events.ContainerCreateFailed, failure(err))}, err
+		if ep != nil {
+			facts = e.rollBack(ctx, r, facts, ep)
+		}
+		return false, append(facts, e.event(events.ContainerCreateFailed, failure(err))), err
 	}
 	r.sys = sys
-	return true, []events.Event{e.event(events.ContainerCreated, events.CreatedData{HostID: sys.ID()})}, nil
+	return true, append(facts, e.event(events.ContainerCreated, events.CreatedData{HostID: sys.ID()})), nil
+}
+
+// rollBack deletes the endpoint of a create whose compute system was not
+// created, after recording facts (its endpoint_created). It returns the
+// facts still to be recorded: none, unless the endpoint could not be
+// deleted, which leaves it to the container's remove.
+func (e *opEnv) rollBack(ctx context.Context, r *opResult, facts []events.Event, ep *events.Endpoint) []events.Event {
+	if err := e.record(ctx, r, facts...); err != nil {
+		return facts // the create's outcome will not be recorded either
+	}
+	if err := e.detach(ctx, r, ep); err != nil {
+		e.n.cfg.Logger.Warn().Err(err).Str("container", e.id).Msg("endpoint of a failed create not deleted; remove deletes it")
+	}
+	return nil
 }
 
 func (e *opEnv) start(ctx context.Context) opResult {
@@ -376,20 +413,31 @@ func (e *opEnv) remove(ctx context.Context) opResult {
 		if err != nil {
 			return e.finish(ctx, &r, nil, nil, err)
 		}
-		evs, err := e.n.cfg.Journal.Append(ctx, exit)
-		if err != nil {
+		if err := e.record(ctx, &r, exit); err != nil {
 			return e.abort(r, err)
 		}
-		r.evs = append(r.evs, evs...)
 	}
 	if err := e.intent(ctx, &r, events.ContainerRemoving, nil); err != nil {
 		return e.abort(r, err)
 	}
-	if err := e.destroy(ctx); err != nil {
+	if err := e.dismantle(ctx, &r); err != nil {
 		return e.finish(ctx, &r, []events.Event{e.event(events.ContainerRemoveFailed, failure(err))}, nil, err)
 	}
-	r.closeSys, r.closeProc = true, true
 	return e.finish(ctx, &r, []events.Event{e.event(events.ContainerRemoved, nil)}, e.result(events.PhaseRemoved, nil), nil)
+}
+
+// dismantle removes what the container holds on the host: its compute
+// system first, then its endpoint, which the host does not delete while a
+// live system holds it.
+func (e *opEnv) dismantle(ctx context.Context, r *opResult) error {
+	if err := e.destroy(ctx); err != nil {
+		return err
+	}
+	r.sys, r.closeSys, r.closeProc = nil, true, true
+	if ep := e.rec.Endpoint; ep != nil {
+		return e.detach(ctx, r, ep)
+	}
+	return nil
 }
 
 // destroy makes sure the compute system is gone: opened if needed, stopped
@@ -429,19 +477,15 @@ func (e *opEnv) adopt(ctx context.Context) opResult {
 	r.sys = e.sys
 	switch e.rec.Phase {
 	case events.PhaseCreating: // interrupted create: roll back
-		if !lost {
-			_ = e.destroy(ctx)
-			r.sys, r.closeSys = nil, true
+		msg := "create interrupted by an agent restart; rolled back"
+		if err := e.dismantle(ctx, &r); err != nil {
+			msg = "create interrupted by an agent restart; not rolled back: " + err.Error()
 		}
-		return e.finish(ctx, &r, []events.Event{e.event(events.ContainerCreateFailed,
-			events.FailureData{Error: "create interrupted by an agent restart; rolled back"})}, nil, nil)
+		return e.finish(ctx, &r, []events.Event{e.event(events.ContainerCreateFailed, events.FailureData{Error: msg})}, nil, nil)
 	case events.PhaseRemoving: // interrupted remove: finish it
-		if !lost {
-			if err := e.destroy(ctx); err != nil {
-				return e.finish(ctx, &r, []events.Event{e.event(events.ContainerRemoveFailed, failure(err))}, nil, nil)
-			}
+		if err := e.dismantle(ctx, &r); err != nil {
+			return e.finish(ctx, &r, []events.Event{e.event(events.ContainerRemoveFailed, failure(err))}, nil, nil)
 		}
-		r.sys, r.closeSys = nil, true
 		return e.finish(ctx, &r, []events.Event{e.event(events.ContainerRemoved, nil)}, nil, nil)
 	case events.PhaseCreated, events.PhaseRunning, events.PhaseStopping:
 		if lost {

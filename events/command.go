@@ -18,10 +18,12 @@ const (
 	VerbStop   = "stop"
 	VerbKill   = "kill"
 	VerbRemove = "remove"
+	// VerbNetworkConfigure sets the node's network; it names no container.
+	VerbNetworkConfigure = "network.configure"
 )
 
 // Verbs lists the verbs this version of the agent executes.
-var Verbs = []string{VerbCreate, VerbStart, VerbRun, VerbStop, VerbKill, VerbRemove}
+var Verbs = []string{VerbCreate, VerbStart, VerbRun, VerbStop, VerbKill, VerbRemove, VerbNetworkConfigure}
 
 // MaxCommandSize bounds an encoded command. Larger commands are refused
 // before they are decoded.
@@ -37,11 +39,13 @@ type Command struct {
 	Spec      *ContainerSpec `json:"spec,omitempty"`    // create, run
 	Timeout   *Duration      `json:"timeout,omitempty"` // stop: grace period before terminate
 	Force     bool           `json:"force,omitempty"`   // remove: kill a running container first
+	Network   *NetworkConfig `json:"network,omitempty"` // network.configure
 }
 
-// Validate checks a decoded command: the id, the verb, the container id and
-// the fields the verb needs. Errors wrap ErrInvalid, or ErrNotFound for an
-// unknown verb, and name the field at fault.
+// Validate checks a decoded command: the id, the verb, the container id
+// (network.configure names none) and the fields the verb needs. Errors wrap
+// ErrInvalid, or ErrNotFound for an unknown verb, and name the field at
+// fault.
 func (c *Command) Validate() error {
 	if err := ValidateCommandID(c.ID); err != nil {
 		return fmt.Errorf("id: %w", err)
@@ -49,11 +53,16 @@ func (c *Command) Validate() error {
 	if !slices.Contains(Verbs, c.Verb) {
 		return fmt.Errorf("%w: verb %q is not one of %s", ErrNotFound, c.Verb, strings.Join(Verbs, ", "))
 	}
+	if c.Verb == VerbNetworkConfigure {
+		return c.validateNetwork()
+	}
 	if err := ValidateContainerID(c.Container); err != nil {
 		return fmt.Errorf("container: %w", err)
 	}
 	needSpec := c.Verb == VerbCreate || c.Verb == VerbRun
 	switch {
+	case c.Network != nil:
+		return fmt.Errorf("%w: network: only %s takes a network", ErrInvalid, VerbNetworkConfigure)
 	case needSpec && c.Spec == nil:
 		return fmt.Errorf("%w: spec: required by %s", ErrInvalid, c.Verb)
 	case !needSpec && c.Spec != nil:
@@ -69,6 +78,24 @@ func (c *Command) Validate() error {
 		return c.Spec.Validate()
 	}
 	return nil
+}
+
+// validateNetwork checks a network.configure command, which carries a
+// network configuration and nothing else.
+func (c *Command) validateNetwork() error {
+	switch {
+	case c.Container != "":
+		return fmt.Errorf("%w: container: not accepted by %s", ErrInvalid, c.Verb)
+	case c.Spec != nil:
+		return fmt.Errorf("%w: spec: not accepted by %s", ErrInvalid, c.Verb)
+	case c.Timeout != nil:
+		return fmt.Errorf("%w: timeout: only stop takes a timeout", ErrInvalid)
+	case c.Force:
+		return fmt.Errorf("%w: force: only remove takes force", ErrInvalid)
+	case c.Network == nil:
+		return fmt.Errorf("%w: network: required by %s", ErrInvalid, c.Verb)
+	}
+	return c.Network.Validate()
 }
 
 // DecodeCommand decodes and validates one command as it arrives from the

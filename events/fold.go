@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -24,6 +25,11 @@ type Container struct {
 	Intent string `json:"intent,omitempty"`
 	// Error is the message of the last failed operation.
 	Error string `json:"error,omitempty"`
+	// Endpoint is the container's endpoint on the node's network, from
+	// its endpoint_creating until the endpoint is deleted. A created
+	// container without one has no network: its spec asked for network
+	// mode none, or the node had no network when it was created.
+	Endpoint *Endpoint `json:"endpoint,omitempty"`
 	// Seq is the journal sequence of the last event applied to this record.
 	Seq uint64 `json:"seq"`
 }
@@ -52,12 +58,15 @@ type State struct {
 	Node       string                `json:"node"`
 	Seq        uint64                `json:"seq"` // last journal sequence applied
 	Containers map[string]*Container `json:"containers"`
+	// Network is the node's network, nil until network.configured.
+	Network *Network `json:"network,omitempty"`
 	// Outcomes holds handled commands, oldest first; Window bounds it.
 	Outcomes []Outcome `json:"outcomes"`
 	Window   Window    `json:"-"`
 
 	outcomeIdx map[string]int // command id -> index in Outcomes + dropped
 	dropped    int            // outcomes evicted from the front since the index was built
+	recordView bool           // see RecordView
 }
 
 // NewState returns the empty fold for node, keeping outcomes within w.
@@ -98,6 +107,8 @@ func (s *State) Apply(e *Event) error {
 		err = s.applyContainer(e)
 	case KindNode:
 		err = s.applyNode(e)
+	case KindNetwork:
+		err = s.applyNetwork(e)
 	}
 	if err != nil {
 		return err
@@ -140,7 +151,11 @@ func (s *State) evict(now time.Time) {
 		n++
 	}
 	if n > 0 {
-		s.Outcomes = append(s.Outcomes[:0:0], s.Outcomes[n:]...)
+		// Reslice rather than copy: copying the whole window on every
+		// eviction made each command cost O(window) once the window was
+		// full. append reallocates (keeping only the live outcomes) when
+		// the backing array runs out.
+		s.Outcomes = s.Outcomes[n:]
 		s.dropped += n
 	}
 }
@@ -150,6 +165,10 @@ type transition struct {
 	from   []Phase // allowed phases; nil means "the container must not exist (or is failed)"
 	to     Phase   // "" keeps the phase
 	intent bool    // the event is an intent: it opens Container.Intent
+	// nested: the event is an outcome of an intent nested in the phase's
+	// own (an endpoint's, inside a create or a remove), so Intent returns
+	// to the phase's intent.
+	nested bool
 }
 
 var transitions = map[string]transition{
@@ -164,7 +183,15 @@ var transitions = map[string]transition{
 	ContainerRemoved:      {from: []Phase{PhaseRemoving}, to: PhaseRemoved},
 	ContainerRemoveFailed: {from: []Phase{PhaseRemoving}},
 	ContainerUnknown:      {from: []Phase{PhaseCreating, PhaseCreated, PhaseRunning, PhaseStopping, PhaseExited, PhaseRemoving, PhaseUnknown}, to: PhaseUnknown},
+
+	ContainerEndpointCreating:     {from: []Phase{PhaseCreating}, intent: true},
+	ContainerEndpointCreated:      {from: []Phase{PhaseCreating}, nested: true},
+	ContainerEndpointCreateFailed: {from: []Phase{PhaseCreating}, nested: true},
+	ContainerEndpointDeleted:      {from: []Phase{PhaseCreating, PhaseFailed, PhaseRemoving}, nested: true},
 }
+
+// phaseIntents are the intents a phase stands for while it lasts.
+var phaseIntents = map[Phase]string{PhaseCreating: ContainerCreating, PhaseRemoving: ContainerRemoving}
 
 // Allowed reports whether an event of type typ may be applied to a
 // container in phase p (p is "" when the container does not exist).
@@ -227,6 +254,20 @@ func (s *State) applyContainer(e *Event) error {
 	if err != nil {
 		return err
 	}
+	// A record leaves the fold, or is replaced, only without an endpoint,
+	// and a container is created only once its endpoint is.
+	switch {
+	case c == nil || c.Endpoint == nil:
+	case e.Type == ContainerCreating || e.Type == ContainerRemoved:
+		return fmt.Errorf("%w: %s for container %s, which still holds endpoint %s", ErrWrongPhase, e.Short(), e.Subject, c.Endpoint.Name)
+	case e.Type == ContainerCreated && c.Endpoint.ID == "":
+		return fmt.Errorf("%w: %s for container %s, whose endpoint %s is not created", ErrWrongPhase, e.Short(), e.Subject, c.Endpoint.Name)
+	}
+	if strings.HasPrefix(e.Type, endpointPrefix) {
+		if err := s.applyEndpoint(e, c); err != nil {
+			return err
+		}
+	}
 
 	if e.Type == ContainerCreating {
 		c = &Container{ID: e.Subject, Spec: creating.Spec, Owner: creating.Owner, CreatedAt: e.Time}
@@ -236,8 +277,11 @@ func (s *State) applyContainer(e *Event) error {
 		c.Phase = t.to
 	}
 	c.Intent = ""
-	if t.intent {
+	switch {
+	case t.intent:
 		c.Intent = e.Type
+	case t.nested:
+		c.Intent = phaseIntents[c.Phase]
 	}
 	c.Seq = e.Seq
 	switch e.Type {
@@ -260,25 +304,33 @@ func (s *State) applyContainer(e *Event) error {
 // Clone returns a deep copy of the state, for handing a consistent view to
 // another goroutine (a snapshot writer, a query).
 func (s *State) Clone() *State {
-	n := &State{Node: s.Node, Seq: s.Seq, Window: s.Window,
+	n := &State{Node: s.Node, Seq: s.Seq, Window: s.Window, recordView: s.recordView,
 		Containers: make(map[string]*Container, len(s.Containers)),
 		Outcomes:   append([]Outcome(nil), s.Outcomes...)}
 	for i, o := range n.Outcomes {
 		n.Outcomes[i].Reply = o.Reply.clone()
 	}
 	for id, c := range s.Containers {
-		cc := *c
-		cc.Spec = c.Spec.clone()
-		if c.Exit != nil {
-			ex := *c.Exit
-			if ex.Code != nil {
-				ex.Code = ExitCode(*ex.Code)
-			}
-			cc.Exit = &ex
-		}
-		n.Containers[id] = &cc
+		n.Containers[id] = c.clone()
+	}
+	if s.Network != nil {
+		n.Network = s.Network.clone()
 	}
 	return n
+}
+
+func (c *Container) clone() *Container {
+	cc := *c
+	cc.Spec = c.Spec.clone()
+	if c.Exit != nil {
+		ex := *c.Exit
+		if ex.Code != nil {
+			ex.Code = ExitCode(*ex.Code)
+		}
+		cc.Exit = &ex
+	}
+	cc.Endpoint = c.Endpoint.clone()
+	return &cc
 }
 
 func (r Reply) clone() Reply {
@@ -294,8 +346,7 @@ func (s ContainerSpec) clone() ContainerSpec {
 	s.Command.Entrypoint = slices.Clone(s.Command.Entrypoint)
 	s.Command.Args = slices.Clone(s.Command.Args)
 	s.Env = maps.Clone(s.Env)
-	s.Network.DNS.Servers = slices.Clone(s.Network.DNS.Servers)
-	s.Network.DNS.Search = slices.Clone(s.Network.DNS.Search)
+	s.Network.DNS = s.Network.DNS.clone()
 	s.Ports = slices.Clone(s.Ports)
 	s.Mounts = slices.Clone(s.Mounts)
 	s.Labels = maps.Clone(s.Labels)

@@ -404,7 +404,7 @@ func TestApply_Seq(t *testing.T) {
 	for _, e := range []*events.Event{
 		event(events.NodeStarted, testNode, 11, events.NodeStartedData{Version: "v1", Host: "winsim", Owner: "berth"}),
 		event("berth.image.pulled", "sha256:abc", 12, map[string]string{"ref": "x"}),
-		event("berth.network.created", "berth-overlay", 13, nil),
+		event("berth.image.tagged", "sha256:abc", 13, nil),
 	} {
 		if err := s.Apply(e); err != nil {
 			t.Fatalf("Apply(%s) = %v", e.Short(), err)

@@ -24,6 +24,7 @@ func openHost(_ context.Context, o options, _ zerolog.Logger) (*host, error) {
 		name:     "winsim",
 		describe: "the simulated Windows host (winsim) in " + dir + ", not on HCS: this is not Windows",
 		compute:  h.Compute(),
+		network:  h.Network(),
 		close:    func() { _ = h.Close() },
 	}, nil
 }

@@ -91,12 +91,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Args:  cobra.NoArgs,
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), control.Version) },
 	})
+	addServiceCommand(cmd, &o)
 	if err := bindEnv(f); err != nil {
 		fmt.Fprintln(stderr, "berthd:", err)
 		return 2
 	}
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(stderr, "berthd:", err)
+		if errors.Is(err, errServiceUnsupported) {
+			return 2
+		}
 		return 1
 	}
 	return 0
@@ -172,7 +176,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	ao := agent.Options{
 		Node: o.node, Prefix: o.prefix, Owner: o.owner, DataDir: o.dataDir,
 		Listen: o.listen, User: o.natsUser, Password: o.natsPassword, NATSURL: o.natsURL, Replicas: o.replicas,
-		Host: h.name, Compute: h.compute, HostOps: o.hostOps, StopTimeout: o.stopTimeout,
+		Host: h.name, Compute: h.compute, Network: h.network, HostOps: o.hostOps, StopTimeout: o.stopTimeout,
 		SnapshotEvery: o.snapshotEvery, Logger: log,
 	}
 	if o.listen != "" && o.natsURL == "" && o.natsPassword == "" {

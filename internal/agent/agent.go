@@ -19,6 +19,7 @@ import (
 	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/hcsdriver"
 	"github.com/berthhq/berth/journal"
+	"github.com/berthhq/berth/netdriver"
 )
 
 // Options configures an agent.
@@ -33,8 +34,11 @@ type Options struct {
 	NATSURL                string
 	Replicas               int // stream replicas; 1 embedded, 3 external when 0
 	// Host names the compute host in node.started ("hcs" or "winsim").
-	Host          string
-	Compute       hcsdriver.Driver
+	Host    string
+	Compute hcsdriver.Driver
+	// Network serves the node's network and container endpoints; nil
+	// turns networking off (see actors.Config.Network).
+	Network       netdriver.Driver
 	HostOps       int
 	StopTimeout   time.Duration
 	SnapshotEvery int
@@ -73,7 +77,7 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 		return nil, err
 	}
 	a.Node, err = actors.New(actors.Config{
-		Node: o.Node, Owner: o.Owner, Compute: o.Compute, HostOps: o.HostOps,
+		Node: o.Node, Owner: o.Owner, Compute: o.Compute, Network: o.Network, HostOps: o.HostOps,
 		StopTimeout: o.StopTimeout, SnapshotEvery: o.SnapshotEvery, Logger: log,
 	})
 	if err != nil {

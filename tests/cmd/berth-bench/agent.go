@@ -148,7 +148,6 @@ func benchLifecycle(ctx context.Context, short bool) ([]Row, error) {
 	took := time.Since(start)
 	close(errs)
 	if err := <-errs; err != nil {
-		fmt.Fprintln(os.Stderr, "DEBUG", err)
 		return nil, err
 	}
 	return []Row{{Label: fmt.Sprintf("%d containers, %d in flight", n, inFlight), Figures: []Figure{
