@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"github.com/berthhq/berth/internal/blocking"
 	"io"
 	"runtime"
 	"slices"
@@ -47,7 +48,7 @@ func (d *Driver) Create(ctx context.Context, id string, cfg hcsdriver.Config) (h
 	if err != nil {
 		return nil, &hcsdriver.OpError{Op: "create", ID: id, Err: err}
 	}
-	c, err := call(ctx, func() (hcsshim.Container, error) { return hcsshim.CreateContainer(id, doc.hcs()) }, discard)
+	c, err := blocking.Call(ctx, func() (hcsshim.Container, error) { return hcsshim.CreateContainer(id, doc.hcs()) }, discard)
 	if err != nil {
 		return nil, fail("create", id, err)
 	}
@@ -57,7 +58,7 @@ func (d *Driver) Create(ctx context.Context, id string, cfg hcsdriver.Config) (h
 // Open opens a handle to compute system id. The handle cannot report a
 // memory limit in Statistics: HCS v1 does not tell it.
 func (d *Driver) Open(ctx context.Context, id string) (hcsdriver.System, error) {
-	c, err := call(ctx, func() (hcsshim.Container, error) { return hcsshim.OpenContainer(id) },
+	c, err := blocking.Call(ctx, func() (hcsshim.Container, error) { return hcsshim.OpenContainer(id) },
 		func(c hcsshim.Container) { _ = c.Close() })
 	if err != nil {
 		return nil, fail("open", id, err)
@@ -72,7 +73,7 @@ func (d *Driver) List(ctx context.Context, owner string) ([]hcsdriver.Info, erro
 	if owner != "" {
 		q.Owners = []string{owner}
 	}
-	props, err := call(ctx, func() ([]hcsshim.ContainerProperties, error) { return hcsshim.GetContainers(q) }, nil)
+	props, err := blocking.Call(ctx, func() ([]hcsshim.ContainerProperties, error) { return hcsshim.GetContainers(q) }, nil)
 	if err != nil {
 		return nil, fail("list", owner, err)
 	}
@@ -158,7 +159,7 @@ func (s *system) Start(ctx context.Context) error {
 	if s.stopped() {
 		return &hcsdriver.OpError{Op: "start", ID: s.id, Err: hcsdriver.ErrInvalidState}
 	}
-	if err := call0(ctx, s.c.Start); err != nil {
+	if err := blocking.Call0(ctx, s.c.Start); err != nil {
 		return fail("start", s.id, err)
 	}
 	s.mu.Lock()
@@ -182,7 +183,7 @@ func (s *system) stop(ctx context.Context, op string, request func() error) erro
 	if s.stopped() {
 		return &hcsdriver.OpError{Op: op, ID: s.id, Err: hcsdriver.ErrAlreadyStopped}
 	}
-	err := call0(ctx, request)
+	err := blocking.Call0(ctx, request)
 	if err == nil {
 		return nil
 	}
@@ -214,7 +215,7 @@ func (s *system) Properties(ctx context.Context) (hcsdriver.Info, error) {
 	if err := s.check("properties"); err != nil {
 		return hcsdriver.Info{}, err
 	}
-	props, err := call(ctx, func() ([]hcsshim.ContainerProperties, error) {
+	props, err := blocking.Call(ctx, func() ([]hcsshim.ContainerProperties, error) {
 		return hcsshim.GetContainers(hcsshim.ComputeSystemQuery{IDs: []string{s.id}})
 	}, nil)
 	if err != nil {
@@ -244,7 +245,7 @@ func (s *system) Statistics(ctx context.Context) (hcsdriver.Stats, error) {
 	if !s.running() {
 		return hcsdriver.Stats{}, &hcsdriver.OpError{Op: opStats, ID: s.id, Err: hcsdriver.ErrInvalidState}
 	}
-	st, err := call(ctx, s.c.Statistics, nil)
+	st, err := blocking.Call(ctx, s.c.Statistics, nil)
 	if err != nil {
 		return hcsdriver.Stats{}, fail(opStats, s.id, err)
 	}
@@ -265,7 +266,7 @@ func (s *system) CreateProcess(ctx context.Context, cfg hcsdriver.ProcessConfig)
 	if !s.running() {
 		return nil, &hcsdriver.OpError{Op: opCreateProcess, ID: s.id, Err: hcsdriver.ErrInvalidState}
 	}
-	p, err := call(ctx, func() (hcsshim.Process, error) { return s.c.CreateProcess(doc.hcs()) },
+	p, err := blocking.Call(ctx, func() (hcsshim.Process, error) { return s.c.CreateProcess(doc.hcs()) },
 		func(p hcsshim.Process) { _ = p.Kill(); _ = p.Close() })
 	if err != nil {
 		return nil, fail(opCreateProcess, s.id, err)
@@ -279,7 +280,7 @@ func (s *system) OpenProcess(ctx context.Context, pid int) (hcsdriver.Process, e
 	if err := s.check(opOpenProcess); err != nil {
 		return nil, err
 	}
-	p, err := call(ctx, func() (hcsshim.Process, error) { return s.c.OpenProcess(pid) },
+	p, err := blocking.Call(ctx, func() (hcsshim.Process, error) { return s.c.OpenProcess(pid) },
 		func(p hcsshim.Process) { _ = p.Close() })
 	if err != nil {
 		return nil, fail(opOpenProcess, s.id, err)
@@ -393,7 +394,7 @@ func (pr *process) Kill(ctx context.Context) error {
 	if err := pr.check(opKill); err != nil {
 		return err
 	}
-	if err := call0(ctx, pr.p.Kill); err != nil {
+	if err := blocking.Call0(ctx, pr.p.Kill); err != nil {
 		return fail(opKill, pr.id, err)
 	}
 	return nil
@@ -403,7 +404,7 @@ func (pr *process) ResizeConsole(ctx context.Context, width, height uint16) erro
 	if err := pr.check("resize_console"); err != nil {
 		return err
 	}
-	if err := call0(ctx, func() error { return pr.p.ResizeConsole(width, height) }); err != nil {
+	if err := blocking.Call0(ctx, func() error { return pr.p.ResizeConsole(width, height) }); err != nil {
 		return fail("resize_console", pr.id, err)
 	}
 	return nil
@@ -413,7 +414,7 @@ func (pr *process) CloseStdin(ctx context.Context) error {
 	if err := pr.check("close_stdin"); err != nil {
 		return err
 	}
-	if err := call0(ctx, pr.p.CloseStdin); err != nil {
+	if err := blocking.Call0(ctx, pr.p.CloseStdin); err != nil {
 		return fail("close_stdin", pr.id, err)
 	}
 	return nil

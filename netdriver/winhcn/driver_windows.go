@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berthhq/berth/internal/blocking"
 	"slices"
 	"strings"
 	"sync"
@@ -86,7 +87,7 @@ func (d *Driver) EnsureNetwork(ctx context.Context, spec netdriver.NetworkSpec) 
 	if err != nil {
 		return netdriver.Network{}, err
 	}
-	return call(ctx, func() (netdriver.Network, error) {
+	return blocking.Call(ctx, func() (netdriver.Network, error) {
 		d.ensure.Lock()
 		defer d.ensure.Unlock()
 		existing, err := hcn.GetNetworkByName(spec.Name)
@@ -128,7 +129,7 @@ func (d *Driver) EnsureNetwork(ctx context.Context, spec netdriver.NetworkSpec) 
 
 // GetNetwork implements netdriver.Driver.
 func (d *Driver) GetNetwork(ctx context.Context, name string) (netdriver.Network, error) {
-	return call(ctx, func() (netdriver.Network, error) {
+	return blocking.Call(ctx, func() (netdriver.Network, error) {
 		n, err := hcn.GetNetworkByName(name)
 		if err != nil {
 			return netdriver.Network{}, fail(opGetNetwork, name, err)
@@ -139,7 +140,7 @@ func (d *Driver) GetNetwork(ctx context.Context, name string) (netdriver.Network
 
 // DeleteNetwork implements netdriver.Driver.
 func (d *Driver) DeleteNetwork(ctx context.Context, name string) error {
-	_, err := call(ctx, func() (struct{}, error) {
+	_, err := blocking.Call(ctx, func() (struct{}, error) {
 		n, err := hcn.GetNetworkByName(name)
 		if err != nil {
 			return struct{}{}, fail(opGetNetwork, name, err)
@@ -186,7 +187,7 @@ func (d *Driver) CreateEndpoint(ctx context.Context, spec netdriver.EndpointSpec
 	if !d.reserve(spec.Name) {
 		return netdriver.Endpoint{}, fmt.Errorf("%w: endpoint %q is being created", netdriver.ErrAlreadyExists, spec.Name)
 	}
-	return call(ctx, func() (netdriver.Endpoint, error) {
+	return blocking.Call(ctx, func() (netdriver.Endpoint, error) {
 		defer d.unreserve(spec.Name)
 		nw, err := hcn.GetNetworkByID(spec.Network)
 		if err != nil {
@@ -224,7 +225,7 @@ func (d *Driver) CreateEndpoint(ctx context.Context, spec netdriver.EndpointSpec
 
 // GetEndpointByName implements netdriver.Driver.
 func (d *Driver) GetEndpointByName(ctx context.Context, name string) (netdriver.Endpoint, error) {
-	return call(ctx, func() (netdriver.Endpoint, error) {
+	return blocking.Call(ctx, func() (netdriver.Endpoint, error) {
 		e, err := hcn.GetEndpointByName(name)
 		if err != nil {
 			return netdriver.Endpoint{}, fail(opGetEndpoint, name, err)
@@ -238,7 +239,7 @@ func (d *Driver) GetEndpointByName(ctx context.Context, name string) (netdriver.
 
 // ListEndpoints implements netdriver.Driver.
 func (d *Driver) ListEndpoints(ctx context.Context, namePrefix string) ([]netdriver.Endpoint, error) {
-	return call(ctx, func() ([]netdriver.Endpoint, error) {
+	return blocking.Call(ctx, func() ([]netdriver.Endpoint, error) {
 		var all []hcn.HostComputeEndpoint
 		var err error
 		for range listAttempts {
@@ -275,7 +276,7 @@ func (d *Driver) DeleteEndpoint(ctx context.Context, id string) error {
 	if _, err := guid.FromString(id); err != nil {
 		return fmt.Errorf("%w: endpoint id %q", netdriver.ErrNotFound, id)
 	}
-	_, err := call(ctx, func() (struct{}, error) {
+	_, err := blocking.Call(ctx, func() (struct{}, error) {
 		if err := (&hcn.HostComputeEndpoint{Id: id}).Delete(); err != nil {
 			return struct{}{}, fail(opDeleteEndpoint, id, err)
 		}

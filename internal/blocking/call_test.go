@@ -1,8 +1,9 @@
-package winhcn
+package blocking
 
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -10,26 +11,26 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestCallReturnsResult(t *testing.T) {
+func TestCall_Returns(t *testing.T) {
 	boom := errors.New("boom")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for _, c := range []context.Context{context.Background(), ctx} {
-		v, err := call(c, func() (int, error) { return 7, nil }, func(int) { t.Error("release called for a taken result") })
+		v, err := Call(c, func() (int, error) { return 7, nil }, func(int) { t.Error("release called for a taken result") })
 		if v != 7 || err != nil {
 			t.Errorf("call = %d, %v; want 7, nil", v, err)
 		}
-		if _, err := call(c, func() (int, error) { return 0, boom }, nil); err != boom {
-			t.Errorf("call = %v; want %v", err, boom)
+		if err := Call0(c, func() error { return boom }); err != boom {
+			t.Errorf("call0 = %v; want %v", err, boom)
 		}
 	}
 }
 
-func TestCallDoneContextRunsNothing(t *testing.T) {
+func TestCall_DoneContextRunsNothing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	ran := false
-	if _, err := call(ctx, func() (int, error) { ran = true; return 1, nil }, nil); !errors.Is(err, context.Canceled) {
+	if err := Call0(ctx, func() error { ran = true; return nil }); !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v; want context.Canceled", err)
 	}
 	if ran {
@@ -38,13 +39,14 @@ func TestCallDoneContextRunsNothing(t *testing.T) {
 }
 
 // When ctx ends while fn is blocked, call returns at once; fn finishes later
-// and its result goes to release.
-func TestCallReleasesAbandonedResult(t *testing.T) {
+// and its result goes to release, on the goroutine that ran fn.
+func TestCall_AbandonedResultIsReleased(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	unblock, started := make(chan struct{}), make(chan struct{})
+	unblock := make(chan struct{})
 	released := make(chan int)
+	started := make(chan struct{})
 	go func() { <-started; cancel() }()
-	v, err := call(ctx, func() (int, error) {
+	v, err := Call(ctx, func() (int, error) {
 		close(started)
 		<-unblock
 		return 42, nil
@@ -58,21 +60,24 @@ func TestCallReleasesAbandonedResult(t *testing.T) {
 	}
 }
 
-// A failure nobody waits for has nothing to release; the goroutine still
-// ends (goleak checks).
-func TestCallDropsAbandonedFailure(t *testing.T) {
+// A failed call that nobody waits for has nothing to release.
+func TestCall_AbandonedFailureIsDropped(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	unblock, started, finished := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	unblock := make(chan struct{})
+	started := make(chan struct{})
+	var releases atomic.Int32
 	go func() { <-started; cancel() }()
-	_, err := call(ctx, func() (int, error) {
-		defer close(finished)
+	_, err := Call(ctx, func() (int, error) {
 		close(started)
 		<-unblock
 		return 1, errors.New("late failure")
-	}, func(int) { t.Error("release called for a failure") })
+	}, func(int) { releases.Add(1) })
 	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v; want context.Canceled", err)
+		t.Errorf("err = %v; want context.Canceled", err)
 	}
 	close(unblock)
-	<-finished
+	goleak.VerifyNone(t) // the goroutine that ran fn has ended, release or not
+	if n := releases.Load(); n != 0 {
+		t.Errorf("release called %d times for a failed call", n)
+	}
 }

@@ -1,15 +1,17 @@
-package winhcs
+// Package blocking bounds calls that take no context (HCS, HCN and layer
+// calls on Windows) by a context, without losing what they return.
+package blocking
 
 import "context"
 
-// call runs fn, an HCS call that takes no context and cannot be cancelled,
+// Call runs fn, a platform call that takes no context and cannot be cancelled,
 // so that ctx still bounds the wait for it. When ctx can end, fn runs on a
-// goroutine of its own, which ends when fn returns. If ctx ends first, call
+// goroutine of its own, which ends when fn returns. If ctx ends first, Call
 // returns ctx.Err() at once and fn runs on to completion; release, when not
 // nil, then receives what a successful fn returned, so that a handle nobody
 // waits for any more is released. Exactly one of the caller and release sees
 // a successful result. A ctx that is already done runs nothing.
-func call[T any](ctx context.Context, fn func() (T, error), release func(T)) (T, error) {
+func Call[T any](ctx context.Context, fn func() (T, error), release func(T)) (T, error) {
 	var zero T
 	if err := ctx.Err(); err != nil {
 		return zero, err
@@ -40,8 +42,8 @@ func call[T any](ctx context.Context, fn func() (T, error), release func(T)) (T,
 	}
 }
 
-// call0 is call for an HCS call with no result.
-func call0(ctx context.Context, fn func() error) error {
-	_, err := call(ctx, func() (struct{}, error) { return struct{}{}, fn() }, nil)
+// Call0 is Call for a platform call with no result.
+func Call0(ctx context.Context, fn func() error) error {
+	_, err := Call(ctx, func() (struct{}, error) { return struct{}{}, fn() }, nil)
 	return err
 }
