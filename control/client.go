@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -126,7 +127,7 @@ func (c *Client) Do(ctx context.Context, cmd events.Command) (events.Reply, erro
 	rm, err := sub.NextMsgWithContext(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
-			return events.Reply{}, fmt.Errorf("command %s (%s %s) is in %s as message %d: %w: %w", cmd.ID, cmd.Verb, cmd.Container, ack.Stream, ack.Sequence, ErrPending, ctx.Err())
+			return events.Reply{}, fmt.Errorf("command %s (%s) is in %s as message %d: %w: %w", cmd.ID, strings.TrimSpace(cmd.Verb+" "+cmd.Container), ack.Stream, ack.Sequence, ErrPending, ctx.Err())
 		}
 		return events.Reply{}, fmt.Errorf("command %s reply: %w", cmd.ID, err)
 	}
@@ -137,10 +138,10 @@ func (c *Client) Do(ctx context.Context, cmd events.Command) (events.Reply, erro
 	return r, r.Err()
 }
 
-// do sends a container verb and decodes its result.
-func (c *Client) do(ctx context.Context, cmd events.Command) (events.ContainerResult, error) {
+// send gives cmd a fresh id, sends it and decodes its result into a T.
+func send[T any](ctx context.Context, c *Client, cmd events.Command) (T, error) {
 	cmd.ID = events.NewID()
-	var res events.ContainerResult
+	var res T
 	r, err := c.Do(ctx, cmd)
 	if err != nil {
 		return res, err
@@ -152,6 +153,22 @@ func (c *Client) do(ctx context.Context, cmd events.Command) (events.ContainerRe
 		return res, fmt.Errorf("%w: command %s result: %v", events.ErrInvalid, cmd.ID, err)
 	}
 	return res, nil
+}
+
+// do sends a container verb and decodes its result.
+func (c *Client) do(ctx context.Context, cmd events.Command) (events.ContainerResult, error) {
+	return send[events.ContainerResult](ctx, c, cmd)
+}
+
+// ConfigureNetwork sets the node's network with a network.configure
+// command, published on <prefix>.cmd.<node>.network.configure. A
+// configuration that fails events.NetworkConfig.Validate is refused unsent,
+// with an events.ErrInvalid error naming the field. The result is the
+// configuration as the agent recorded it, with the network's name and
+// gateway. Changing the network's shape (slice, type, adapter) while
+// containers hold addresses fails with events.ErrConflict.
+func (c *Client) ConfigureNetwork(ctx context.Context, cfg events.NetworkConfig) (events.NetworkConfiguredData, error) {
+	return send[events.NetworkConfiguredData](ctx, c, events.Command{Verb: events.VerbNetworkConfigure, Network: &cfg})
 }
 
 // Create creates container from spec.

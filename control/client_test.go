@@ -3,6 +3,7 @@ package control_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -246,5 +247,57 @@ func recv[T any](t *testing.T, ch <-chan T) func(func(T) bool) {
 				return
 			}
 		}
+	}
+}
+
+func TestClient_ConfigureNetwork(t *testing.T) {
+	h := newHarness(t, hconfig{})
+	ctx := context.Background()
+	// A plain subscriber sees what the client publishes into the inbox.
+	published, err := h.cnc.SubscribeSync(h.subj.Commands())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = published.Unsubscribe() }()
+
+	cfg := events.NetworkConfig{ClusterCIDR: "10.200.0.0/16", NodeSlice: "10.200.1.0/24", Type: events.NetworkL2Bridge, Adapter: "Ethernet0",
+		DNS: events.DNSSpec{Servers: []string{"10.200.0.2"}, Domain: "service.local", Search: []string{"a.local", "b.local"}}}
+	res, err := h.client.ConfigureNetwork(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Name != "berth-overlay" || res.Gateway != "10.200.1.1" || !reflect.DeepEqual(res.NetworkConfig, cfg) {
+		t.Errorf("result %+v, want berth-overlay, gateway 10.200.1.1 and the configuration sent", res)
+	}
+	if m := h.next(published); m.Subject != "berth.cmd.n1.network.configure" {
+		t.Errorf("published on %s, want berth.cmd.n1.network.configure", m.Subject)
+	}
+	got := h.agent.submitted()
+	if len(got) != 1 || got[0].Verb != events.VerbNetworkConfigure || got[0].Container != "" || !reflect.DeepEqual(*got[0].Network, cfg) {
+		t.Errorf("agent got %+v, want the network.configure command", got)
+	}
+	st, err := h.client.State(ctx, 0)
+	if err != nil || st.Network == nil || st.Network.Name != "berth-overlay" || st.Network.Phase != events.NetworkPhaseConfigured {
+		t.Fatalf("state after configure: network %+v, %v", st.Network, err)
+	}
+
+	for _, tt := range []struct {
+		mutate func(*events.NetworkConfig)
+		field  string
+	}{
+		{func(c *events.NetworkConfig) { c.ClusterCIDR = "10.200.0.0" }, "cluster_cidr"},
+		{func(c *events.NetworkConfig) { c.NodeSlice = "10.300.1.0/24" }, "node_slice"},
+		{func(c *events.NetworkConfig) { c.Type = "vxlan" }, "type"},
+		{func(c *events.NetworkConfig) { c.Adapter = "" }, "adapter"},
+		{func(c *events.NetworkConfig) { c.DNS.Servers = []string{"dns.local"} }, "dns.servers[0]"},
+	} {
+		bad := cfg
+		tt.mutate(&bad)
+		if _, err := h.client.ConfigureNetwork(ctx, bad); !errors.Is(err, events.ErrInvalid) || !strings.Contains(err.Error(), "network."+tt.field) {
+			t.Errorf("configure %+v: %v, want ErrInvalid naming network.%s", bad, err, tt.field)
+		}
+	}
+	if n := len(h.agent.submitted()); n != 1 {
+		t.Errorf("invalid configurations were sent: the agent got %d commands, want 1", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -265,7 +266,16 @@ func (a *fakeAgent) exec(cmd events.Command) events.Reply {
 	if o, ok := a.st.Outcome(cmd.ID); ok {
 		return o.Reply
 	}
-	evs, res, err := a.plan(cmd)
+	var (
+		evs []events.Event
+		res any
+		err error
+	)
+	if cmd.Verb == events.VerbNetworkConfigure {
+		evs, res, err = a.configure(cmd)
+	} else {
+		evs, res, err = a.plan(cmd)
+	}
 	r := events.NewReply(cmd.ID, res, err)
 	evs = append(evs, events.NewEvent(node, events.NodeCommandCompleted, cmd.ID, cmd.ID,
 		events.CommandCompletedData{Verb: cmd.Verb, Container: cmd.Container, Reply: r}))
@@ -336,6 +346,14 @@ func (a *fakeAgent) plan(cmd events.Command) ([]events.Event, events.ContainerRe
 		res.Phase = events.PhaseRemoved
 	}
 	return evs, res, nil
+}
+
+// configure records a network configuration as the agent does: named
+// berth-overlay, with the slice's first address as its gateway.
+func (a *fakeAgent) configure(cmd events.Command) ([]events.Event, events.NetworkConfiguredData, error) {
+	d := events.NetworkConfiguredData{Name: "berth-overlay", NetworkConfig: *cmd.Network,
+		Gateway: netip.MustParsePrefix(cmd.Network.NodeSlice).Addr().Next().String()}
+	return []events.Event{events.NewEvent(node, events.NetworkConfigured, d.Name, cmd.ID, d)}, d, nil
 }
 
 func (a *fakeAgent) stop(ev func(string, any) events.Event, kill bool) ([]events.Event, *events.Exit) {

@@ -23,7 +23,7 @@ type acker interface {
 
 // message is one command message as the intake sees it.
 type message struct {
-	Verb      string // last token of the subject
+	Verb      string // the subject after <prefix>.cmd.<node>., such as "network.configure"
 	ID        string // Nats-Msg-Id
 	ReplyTo   string // events.HeaderReplyTo
 	Data      []byte

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,8 +25,8 @@ const node = "n1"
 
 // agentServer starts a NATS server listening on loopback, the node's
 // journal, a fake agent and the control server, and returns the URL the
-// CLI connects to.
-func agentServer(t *testing.T) string {
+// CLI connects to and the agent.
+func agentServer(t *testing.T) (string, *fakeAgent) {
 	t.Helper()
 	ctx := context.Background()
 	ns, err := journal.StartServer(ctx, journal.ServerOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0", User: "berth", Password: "pw"})
@@ -51,7 +53,8 @@ func agentServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := control.NewServer(control.Options{Conn: nc, Subjects: subj, Agent: &fakeAgent{j: j, st: st}, Inbox: inbox, History: j})
+	agent := &fakeAgent{j: j, st: st}
+	srv, err := control.NewServer(control.Options{Conn: nc, Subjects: subj, Agent: agent, Inbox: inbox, History: j})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +62,7 @@ func agentServer(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Stop(ctx) })
-	return strings.Replace(ns.ClientURL(), "nats://", "nats://berth:pw@", 1)
+	return strings.Replace(ns.ClientURL(), "nats://", "nats://berth:pw@", 1), agent
 }
 
 // berth runs the CLI with args and returns its exit code and outputs.
@@ -89,6 +92,9 @@ func TestCLI_ExitCodes(t *testing.T) {
 		{[]string{"events", "--container", "Bad!"}, exitUsage, "--container"},
 		{[]string{"start"}, exitUsage, "CONTAINER"},
 		{[]string{"ps", "extra"}, exitUsage, "no arguments"},
+		{[]string{"network", "bogus"}, exitUsage, `unknown command "bogus" for "berth network"`},
+		{[]string{"network", "configure", "--node-slice", "10.200.1.0/24"}, exitUsage, "cluster-cidr"},
+		{[]string{"network", "configure", "--cluster-cidr", "10.200.0.0/16", "--node-slice", "10.200.1.0/24", "--type", "vxlan"}, exitUsage, "--type"},
 		{[]string{"--node", "Bad_Node", "ps"}, exitUsage, "--node"},
 		{[]string{"--timeout", "0s", "ps"}, exitUsage, "--timeout"},
 		{[]string{"--nats-url", "nats://u:secret@127.0.0.1:1", "--timeout", "200ms", "ps"}, exitFailure, "connecting to nats://u:xxxxx@127.0.0.1:1"},
@@ -105,7 +111,7 @@ func TestCLI_ExitCodes(t *testing.T) {
 }
 
 func TestCLI_EndToEnd(t *testing.T) {
-	url := agentServer(t)
+	url, _ := agentServer(t)
 	ok := func(args ...string) string {
 		t.Helper()
 		code, stdout, stderr := berth(t, url, args...)
@@ -198,7 +204,7 @@ func TestCLI_EndToEnd(t *testing.T) {
 }
 
 func TestCLI_EventsFollow(t *testing.T) {
-	url := agentServer(t)
+	url, _ := agentServer(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{changed: make(chan struct{}, 1)}
 	done := make(chan int, 1)
@@ -254,19 +260,30 @@ func (s *syncBuffer) String() string {
 
 // fakeAgent is a small node for the CLI's tests: it checks each command
 // against the fold, appends the events it implies to the real journal and
-// applies them.
+// applies them. Once a network is configured, it gives each container it
+// creates (unless its network mode is none) an endpoint with the next free
+// address of the node slice, creating the network first.
 type fakeAgent struct {
-	j  *journal.Journal
-	mu sync.Mutex
-	st *events.State
+	j   *journal.Journal
+	mu  sync.Mutex
+	st  *events.State
+	got []events.Command
 }
 
 func (a *fakeAgent) Submit(cmd events.Command) <-chan events.Reply {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.got = append(a.got, cmd)
 	ch := make(chan events.Reply, 1)
 	ch <- a.exec(cmd)
 	return ch
+}
+
+// submitted returns the commands the agent received.
+func (a *fakeAgent) submitted() []events.Command {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.got)
 }
 
 func (a *fakeAgent) exec(cmd events.Command) events.Reply {
@@ -278,10 +295,25 @@ func (a *fakeAgent) exec(cmd events.Command) events.Reply {
 	}
 	var evs []events.Event
 	var err error
-	res := events.ContainerResult{Container: id}
+	var res any = events.ContainerResult{Container: id}
 	switch {
+	case cmd.Verb == events.VerbNetworkConfigure:
+		var d events.NetworkConfiguredData
+		if d, err = a.configure(cmd); err == nil {
+			evs = append(evs, events.NewEvent(node, events.NetworkConfigured, d.Name, cmd.ID, d))
+			res = d
+		}
 	case cmd.Verb == events.VerbCreate || cmd.Verb == events.VerbRun:
-		evs = append(evs, ev(events.ContainerCreating, events.CreatingData{Spec: *cmd.Spec}), ev(events.ContainerCreated, events.CreatedData{HostID: id}))
+		evs = append(evs, ev(events.ContainerCreating, events.CreatingData{Spec: *cmd.Spec}))
+		if n := a.st.Network; n != nil && cmd.Spec.Network.Mode != "none" {
+			if n.Phase != events.NetworkPhaseCreated {
+				evs = append(evs, events.NewEvent(node, events.NetworkCreating, n.Name, cmd.ID, nil),
+					events.NewEvent(node, events.NetworkCreated, n.Name, cmd.ID, events.NetworkCreatedData{ID: "hcn-" + n.Name}))
+			}
+			evs = append(evs, ev(events.ContainerEndpointCreating, a.endpoint(id, cmd.Spec)),
+				ev(events.ContainerEndpointCreated, events.EndpointCreatedData{ID: "ep-" + id}))
+		}
+		evs = append(evs, ev(events.ContainerCreated, events.CreatedData{HostID: id}))
 		if cmd.Verb == events.VerbRun {
 			evs = append(evs, ev(events.ContainerStarting, nil), ev(events.ContainerStarted, events.StartedData{Pid: 4}))
 		}
@@ -297,7 +329,11 @@ func (a *fakeAgent) exec(cmd events.Command) events.Reply {
 		if c.Phase == events.PhaseRunning {
 			evs = append(evs, ev(events.ContainerStopping, events.StoppingData{Kill: true}), exited(137, events.ReasonKilled))
 		}
-		evs = append(evs, ev(events.ContainerRemoving, nil), ev(events.ContainerRemoved, nil))
+		evs = append(evs, ev(events.ContainerRemoving, nil))
+		if c.Endpoint != nil {
+			evs = append(evs, ev(events.ContainerEndpointDeleted, nil))
+		}
+		evs = append(evs, ev(events.ContainerRemoved, nil))
 	}
 	r := events.NewReply(cmd.ID, res, err)
 	evs = append(evs, events.NewEvent(node, events.NodeCommandCompleted, cmd.ID, cmd.ID, events.CommandCompletedData{Verb: cmd.Verb, Container: id, Reply: r}))
@@ -314,6 +350,41 @@ func (a *fakeAgent) exec(cmd events.Command) events.Reply {
 		r.Result, _ = json.Marshal(events.ContainerResult{Container: id, Phase: c.Phase})
 	}
 	return r
+}
+
+// configure derives the network's name and gateway as the agent does, and
+// refuses to change the network's shape while containers hold addresses.
+func (a *fakeAgent) configure(cmd events.Command) (events.NetworkConfiguredData, error) {
+	d := events.NetworkConfiguredData{Name: "berth-overlay", NetworkConfig: *cmd.Network,
+		Gateway: netip.MustParsePrefix(cmd.Network.NodeSlice).Addr().Next().String()}
+	if n := a.st.Network; n != nil && len(n.Allocations) > 0 {
+		if changed := n.ShapeChanges(d); len(changed) > 0 {
+			return d, fmt.Errorf("%w: network: %d containers hold addresses of node slice %s: remove them before changing the network's %s",
+				events.ErrConflict, len(n.Allocations), n.NodeSlice, strings.Join(changed, ", "))
+		}
+	}
+	return d, nil
+}
+
+// endpoint returns the endpoint of a container created from spec: the
+// spec's address or the first free one after the gateway, the network's
+// DNS defaults under the spec's.
+func (a *fakeAgent) endpoint(id string, spec *events.ContainerSpec) events.Endpoint {
+	n := a.st.Network
+	ip := spec.Network.IP
+	for addr := netip.MustParseAddr(n.Gateway).Next(); ip == ""; addr = addr.Next() {
+		if n.Allocations[addr.String()] == "" {
+			ip = addr.String()
+		}
+	}
+	dns := n.DNS
+	if s := spec.Network.DNS; len(s.Servers) > 0 {
+		dns.Servers = s.Servers
+	}
+	if s := spec.Network.DNS; len(s.Search) > 0 {
+		dns.Search = s.Search
+	}
+	return events.Endpoint{Name: "berth-" + id, Network: n.Name, IP: ip, Gateway: n.Gateway, DNS: dns, Ports: spec.Ports}
 }
 
 func (a *fakeAgent) State(context.Context) (*events.State, error) {

@@ -87,6 +87,8 @@ func shorten(s string, max int) string {
 	return s
 }
 
+// ports writes published ports as docker ps does: "0.0.0.0:8080->80/tcp".
+// A port mapping binds every address of the host.
 func ports(ps []events.PortMapping) string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
@@ -94,7 +96,7 @@ func ports(ps []events.PortMapping) string {
 		if proto == "" {
 			proto = "tcp"
 		}
-		out[i] = fmt.Sprintf("%d->%d/%s", p.HostPort, p.ContainerPort, proto)
+		out[i] = fmt.Sprintf("0.0.0.0:%d->%d/%s", p.HostPort, p.ContainerPort, proto)
 	}
 	return strings.Join(out, ", ")
 }
@@ -175,6 +177,19 @@ func writeInspect(w io.Writer, cs []events.Container, now time.Time) {
 		}
 		row("Host ID", c.HostID)
 		row("Owner", c.Owner)
+		if ep := c.Endpoint; ep != nil {
+			row("Network", ep.Network)
+			row("IP", ep.IP)
+			row("Gateway", ep.Gateway)
+			id := "not created"
+			if ep.ID != "" {
+				id = "id " + ep.ID
+			}
+			row("Endpoint", fmt.Sprintf("%s (%s)", ep.Name, id))
+			row("DNS", dnsString(ep.DNS))
+		} else {
+			row("Network", "none")
+		}
 		row("Ports", ports(c.Spec.Ports))
 		for _, m := range c.Spec.Mounts {
 			mode := "rw"

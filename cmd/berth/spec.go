@@ -168,7 +168,7 @@ func (f *specFlags) spec(args []string, lookup func(string) (string, bool)) (str
 		s.Stop.Timeout = events.Duration(d)
 	}
 	if err := s.Validate(); err != nil {
-		return "", s, badFlag(flagOfField(err.Error()), "", err)
+		return "", s, badFlag(flagOfField(specFields, err.Error(), "container spec"), "", err)
 	}
 
 	id := f.name
@@ -181,9 +181,13 @@ func (f *specFlags) spec(args []string, lookup func(string) (string, bool)) (str
 	return id, s, nil
 }
 
+// fieldFlag ties a field path, as a Validate method names it, to the flag
+// that sets it.
+type fieldFlag struct{ field, flag string }
+
 // specFields maps spec field paths, as ContainerSpec.Validate names them, to
 // the flag that sets them. Longer paths come first.
-var specFields = []struct{ field, flag string }{
+var specFields = []fieldFlag{
 	{"spec.image.ref", "IMAGE"},
 	{"spec.image.pull_policy", "--pull"},
 	{"spec.command", "COMMAND"},
@@ -202,15 +206,15 @@ var specFields = []struct{ field, flag string }{
 	{"spec.stop.timeout", "--stop-timeout"},
 }
 
-// flagOfField names the flag behind the spec field a validation message
-// names.
-func flagOfField(msg string) string {
-	for _, f := range specFields {
+// flagOfField names the flag behind the first of fields that a validation
+// message names, or def.
+func flagOfField(fields []fieldFlag, msg, def string) string {
+	for _, f := range fields {
 		if strings.Contains(msg, f.field) {
 			return f.flag
 		}
 	}
-	return "container spec"
+	return def
 }
 
 // parseMemory reads a memory size: the spec's form ("512Mi", "2Gi", "1G",
