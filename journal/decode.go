@@ -1,0 +1,201 @@
+package journal
+
+import (
+	"bytes"
+	"encoding/json"
+	"unicode/utf8"
+
+	"github.com/berthhq/berth/events"
+)
+
+// decodeEvent decodes one journal document into the same Event that
+// events.DecodeEvent returns. Decoding dominates the cost of a replay, so
+// documents in the form Event.Marshal writes (known fields with exact
+// names, strings without escapes) are read in place; anything else, and
+// every document DecodeEvent would refuse, goes through DecodeEvent, which
+// also words the errors.
+func decodeEvent(b []byte, in interner) (events.Event, error) {
+	if ev, ok := fastDecode(b, in); ok {
+		return ev, nil
+	}
+	return events.DecodeEvent(b)
+}
+
+// interner holds the few distinct values of the fields that repeat from
+// event to event (spec version, source, type, content type), so that
+// decoding them does not allocate. It is not safe for concurrent use; a
+// nil interner interns nothing.
+type interner map[string]string
+
+func (in interner) str(b []byte) string {
+	if s, ok := in[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if in != nil && len(in) < 64 {
+		in[s] = s
+	}
+	return s
+}
+
+func fastDecode(b []byte, in interner) (ev events.Event, ok bool) {
+	s := scanner{b: b}
+	if !s.byte('{') {
+		return ev, false
+	}
+	var seen uint16
+	for first := true; !s.byte('}'); first = false {
+		if !first && !s.byte(',') {
+			return ev, false
+		}
+		k, ok := s.raw()
+		if !ok || !s.byte(':') {
+			return ev, false
+		}
+		var bit uint16
+		switch string(k) {
+		case "specversion":
+			bit, ok = 1<<0, s.str(&ev.SpecVersion, in)
+		case "id":
+			bit, ok = 1<<1, s.str(&ev.ID, nil)
+		case "source":
+			bit, ok = 1<<2, s.str(&ev.Source, in)
+		case "type":
+			bit, ok = 1<<3, s.str(&ev.Type, in)
+		case "subject":
+			bit, ok = 1<<4, s.str(&ev.Subject, nil)
+		case "datacontenttype":
+			bit, ok = 1<<5, s.str(&ev.ContentType, in)
+		case "berthcommand":
+			bit, ok = 1<<6, s.str(&ev.Command, nil)
+		case "time":
+			var t []byte
+			t, ok = s.raw()
+			bit, ok = 1<<7, ok && ev.Time.UnmarshalText(t) == nil
+		case "berthschema":
+			bit = 1 << 8
+			ev.Schema, ok = s.small()
+		case "data":
+			bit = 1 << 9
+			ev.Data, ok = s.value()
+			ok = ok && ev.Data[0] != 'n' && json.Valid(ev.Data)
+		default:
+			return ev, false
+		}
+		if !ok || seen&bit != 0 { // a repeated key: the decoder keeps the last
+			return ev, false
+		}
+		seen |= bit
+	}
+	s.space()
+	if s.i != len(b) || ev.SpecVersion != events.SpecVersion || ev.ID == "" || ev.Subject == "" ||
+		events.KindOf(ev.Type) == "" || ev.Schema > events.SchemaVersion {
+		return events.Event{}, false
+	}
+	return ev, true
+}
+
+// scanner reads the JSON that Event.Marshal writes. Its methods report
+// false for anything outside that form.
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) space() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\n' || s.b[s.i] == '\t' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+func (s *scanner) byte(c byte) bool {
+	s.space()
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// raw reads a string of valid UTF-8 without escapes or control
+// characters, and returns its bytes in place.
+func (s *scanner) raw() ([]byte, bool) {
+	if !s.byte('"') {
+		return nil, false
+	}
+	end := bytes.IndexByte(s.b[s.i:], '"')
+	if end < 0 {
+		return nil, false
+	}
+	v := s.b[s.i : s.i+end]
+	s.i += end + 1
+	ascii := true
+	for _, c := range v {
+		if c < 0x20 || c == '\\' {
+			return nil, false
+		}
+		ascii = ascii && c < utf8.RuneSelf
+	}
+	return v, ascii || utf8.Valid(v)
+}
+
+// str reads a string into dst, interned by in.
+func (s *scanner) str(dst *string, in interner) bool {
+	v, ok := s.raw()
+	*dst = in.str(v)
+	return ok
+}
+
+// small reads a non-negative integer of at most six digits.
+func (s *scanner) small() (int, bool) {
+	s.space()
+	n, start := 0, s.i
+	for ; s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' && s.i-start < 6; s.i++ {
+		n = n*10 + int(s.b[s.i]-'0')
+	}
+	if s.i == start || (s.b[start] == '0' && s.i-start > 1) {
+		return 0, false
+	}
+	return n, true
+}
+
+// value returns the bytes of the next JSON value, found by matching
+// brackets outside strings; the caller validates them.
+func (s *scanner) value() ([]byte, bool) {
+	s.space()
+	start, depth := s.i, 0
+	for ; s.i < len(s.b); s.i++ {
+		switch s.b[s.i] {
+		case '"':
+			for s.i++; s.i < len(s.b) && s.b[s.i] != '"'; s.i++ {
+				if s.b[s.i] == '\\' {
+					s.i++
+				}
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return s.scalar(start)
+			}
+			if depth--; depth == 0 {
+				s.i++
+				return s.b[start:s.i], true
+			}
+		case ',':
+			if depth == 0 {
+				return s.scalar(start)
+			}
+		}
+	}
+	return nil, false
+}
+
+// scalar returns the value from start to here, without trailing space.
+func (s *scanner) scalar(start int) ([]byte, bool) {
+	end := s.i
+	for end > start && (s.b[end-1] == ' ' || s.b[end-1] == '\n' || s.b[end-1] == '\t' || s.b[end-1] == '\r') {
+		end--
+	}
+	return s.b[start:end], end > start
+}
