@@ -170,9 +170,9 @@ func workload(n int) [][]events.Event {
 	return groups
 }
 
-var stateCmp = cmpopts.IgnoreUnexported(events.State{})
-
-func diffStates(want, got *events.State) string { return cmp.Diff(want, got, stateCmp) }
+func diffStates(want, got *events.State) string {
+	return cmp.Diff(want, got, cmpopts.IgnoreUnexported(events.State{}))
+}
 
 // streamMsgs returns how many messages the event stream holds.
 func streamMsgs(t testing.TB, j *Journal) uint64 {

@@ -100,12 +100,11 @@ func (c *Config) setDefaults() error {
 // Journal is the event journal of one node: a JetStream stream with one
 // writer, fenced against any other. Its methods are safe for concurrent use.
 type Journal struct {
-	cfg    Config
-	log    zerolog.Logger
-	js     jetstream.JetStream
-	evt    jetstream.Stream
-	snaps  jetstream.KeyValue
-	filter string // every event subject of the node
+	cfg   Config
+	log   zerolog.Logger
+	js    jetstream.JetStream
+	evt   jetstream.Stream
+	snaps jetstream.KeyValue
 
 	queue  chan *request
 	ctx    context.Context // ends when Close is called
@@ -185,7 +184,6 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Journal, error) {
 		js:     js,
 		evt:    evt,
 		snaps:  snaps,
-		filter: s.Events(),
 		queue:  make(chan *request, cfg.QueueLen),
 		exited: make(chan struct{}),
 		w:      newWriter(4 * cfg.MaxBatch),
@@ -290,25 +288,22 @@ func (j *Journal) Append(ctx context.Context, evs ...events.Event) ([]events.Eve
 	case <-j.ctx.Done():
 		return nil, ErrClosed
 	}
+	var err error
 	select {
-	case err := <-r.done:
-		if err != nil {
-			return nil, err
-		}
-		return r.evs, nil
+	case err = <-r.done:
 	case <-ctx.Done():
 		return nil, ctx.Err()
-	case <-j.exited:
+	case <-j.exited: // the writer answers what it took before it exits
 		select {
-		case err := <-r.done:
-			if err != nil {
-				return nil, err
-			}
-			return r.evs, nil
+		case err = <-r.done:
 		default:
-			return nil, ErrClosed
+			err = ErrClosed
 		}
 	}
+	if err != nil {
+		return nil, err
+	}
+	return r.evs, nil
 }
 
 func (j *Journal) usable() error {

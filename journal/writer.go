@@ -279,11 +279,18 @@ func (j *Journal) publish(ws []wire) (first uint64, old bool, err error) {
 
 // attempt publishes ws once, with the fence on the first message: as a
 // plain publish when there is one event, else as an atomic batch.
+//
+// The fence is the stream's last sequence (Nats-Expected-Last-Sequence).
+// The stream holds exactly the subjects <prefix>.evt.<node>.>, so this is
+// the last sequence of that wildcard, but the server checks it in constant
+// time; an expectation on the wildcard subject makes it match every
+// subject the journal ever had (each entity and command id is one), which
+// slows every append as the journal grows.
 func (j *Journal) attempt(ws []wire, expected uint64) (first uint64, old bool, err error) {
 	ctx, cancel := context.WithTimeout(j.ctx, j.cfg.AttemptTimeout)
 	defer cancel()
 	if len(ws) == 1 {
-		ack, err := j.js.PublishMsg(ctx, ws[0].msg(), jetstream.WithExpectLastSequenceForSubject(expected, j.filter))
+		ack, err := j.js.PublishMsg(ctx, ws[0].msg(), jetstream.WithExpectLastSequence(expected))
 		if err != nil {
 			return 0, false, err
 		}
@@ -298,7 +305,7 @@ func (j *Journal) attempt(ws []wire, expected uint64) (first uint64, old bool, e
 	for i, w := range ws[:len(ws)-1] {
 		var opts []jetstreamext.BatchMsgOpt
 		if i == 0 {
-			opts = append(opts, jetstreamext.WithBatchExpectLastSequenceForSubject(expected, j.filter))
+			opts = append(opts, jetstreamext.WithBatchExpectLastSequence(expected))
 		}
 		if err := bp.AddMsg(w.msg(), opts...); err != nil {
 			_ = bp.Discard()
