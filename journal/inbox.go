@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -73,6 +74,12 @@ func (m *InboxMsg) Term(reason string) error {
 // executed.
 func (m *InboxMsg) InProgress() error { return m.msg.InProgress() }
 
+// inboxPullExpiry bounds each pull request of the inbox consumer. A pull
+// whose messages and heartbeats stop arriving (the client missed them while
+// the machine was saturated) is noticed after two heartbeats, half an expiry
+// each; with nats.go's 30 s default, commands then waited up to 30 s.
+const inboxPullExpiry = 2 * time.Second
+
 // Consume calls fn with each command, one at a time, in stream order, on
 // the calling goroutine, until ctx ends; then it stops its subscription,
 // waits until the subscription has ended, and returns nil. It fails only if
@@ -90,7 +97,7 @@ func (in *Inbox) Consume(ctx context.Context, fn func(*InboxMsg)) error {
 		case <-ctx.Done():
 			_ = m.Nak()
 		}
-	}, jetstream.PullMaxMessages(1), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	}, jetstream.PullMaxMessages(1), jetstream.PullExpiry(inboxPullExpiry), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		lastErr.Store(&err)
 		in.log.Warn().Err(err).Msg("command inbox")
 	}))

@@ -49,7 +49,7 @@ func newAgentFixture(ctx context.Context, hostOps int) (f *agentFixture, err err
 	}
 	f.agent, err = agent.Start(ctx, agent.Options{
 		Node: benchNode, DataDir: f.dir, Host: "winsim", Compute: f.host.Compute(), HostOps: hostOps,
-		StopTimeout: 10 * time.Second, Logger: zerolog.Nop(),
+		StopTimeout: 10 * time.Second, Logger: zerolog.New(os.Stderr).Level(zerolog.WarnLevel),
 	})
 	if err != nil {
 		return nil, err
