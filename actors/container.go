@@ -340,7 +340,7 @@ func (c *containerActor) stats(m *statsReq) {
 		sctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
 		defer cancel()
 		var st events.Stats
-		err := n.hostCall(sctx, func() (err error) { st, err = sys.Statistics(sctx); return err })
+		err := n.hostCall(sctx, "container.stats", func() (err error) { st, err = sys.Statistics(sctx); return err })
 		if err != nil {
 			err = fmt.Errorf("%w: statistics of %s: %v", hcsdriver.Class(err), id, err)
 		}

@@ -45,7 +45,7 @@ func (e *opEnv) attach(ctx context.Context, r *opResult) (*events.Endpoint, erro
 		return nil, journalErr(err)
 	}
 	var created netdriver.Endpoint
-	err = e.n.hostCall(ctx, func() (err error) { created, err = e.n.cfg.Network.CreateEndpoint(ctx, hostSpec); return err })
+	err = e.n.hostCall(ctx, "endpoint.create", func() (err error) { created, err = e.n.cfg.Network.CreateEndpoint(ctx, hostSpec); return err })
 	if err != nil {
 		err = fmt.Errorf("%w: endpoint %s: %w", netdriver.Class(err), ep.Name, err)
 		if aerr := e.record(ctx, r, e.event(events.ContainerEndpointCreateFailed, failure(err))); aerr != nil {
@@ -96,7 +96,7 @@ func (e *opEnv) detach(ctx context.Context, r *opResult, ep *events.Endpoint) er
 	if drv == nil {
 		return fmt.Errorf("%w: endpoint %s: networking is off on this agent", events.ErrUnavailable, ep.Name)
 	}
-	err := e.n.hostCall(ctx, func() error {
+	err := e.n.hostCall(ctx, "endpoint.delete", func() error {
 		id := ep.ID
 		if id == "" { // an interrupted create may or may not have made it: look for it by name
 			found, err := drv.GetEndpointByName(ctx, ep.Name)

@@ -238,7 +238,7 @@ func (n *Node) ensureNetwork(ctx context.Context, spec netdriver.NetworkSpec) (n
 	}
 	drv := n.cfg.Network
 	var nw netdriver.Network
-	err := n.hostCall(ctx, func() (err error) {
+	err := n.hostCall(ctx, "network.ensure", func() (err error) {
 		nw, err = drv.EnsureNetwork(ctx, spec)
 		if errors.Is(err, netdriver.ErrAlreadyExists) {
 			n.cfg.Logger.Info().Err(err).Str("network", spec.Name).Msg("replacing the network of an earlier configuration")

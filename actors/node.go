@@ -50,7 +50,14 @@ type Config struct {
 	// they are produced; it must read until EOF. Unset, output is drained
 	// and discarded.
 	Output func(container, stream string, r io.Reader)
-	Logger zerolog.Logger
+	// OnHostCall, when set, is called after each host operation with the
+	// operation's name (container.create, container.open, container.start,
+	// container.shutdown, container.terminate, container.stats,
+	// endpoint.create, endpoint.delete, network.ensure), how long the host
+	// took and its error. It is called from many goroutines and must be
+	// cheap.
+	OnHostCall func(op string, took time.Duration, err error)
+	Logger     zerolog.Logger
 }
 
 // Node is a running node actor and its containers. Its methods are safe for
@@ -206,15 +213,22 @@ func (n *Node) goOwned(f func()) {
 	}()
 }
 
-// hostCall runs f while holding one of the host operation slots.
-func (n *Node) hostCall(ctx context.Context, f func() error) error {
+// hostCall runs f, the host operation op, while holding one of the host
+// operation slots, and reports it to Config.OnHostCall.
+func (n *Node) hostCall(ctx context.Context, op string, f func() error) error {
 	select {
 	case n.hostOp <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	defer func() { <-n.hostOp }()
-	return f()
+	if n.cfg.OnHostCall == nil {
+		return f()
+	}
+	start := time.Now()
+	err := f()
+	n.cfg.OnHostCall(op, time.Since(start), err)
+	return err
 }
 
 // recoverPanics logs a panic with its stack at error level (protoactor logs

@@ -177,7 +177,7 @@ func (e *opEnv) createSystem(ctx context.Context, r *opResult) (ok bool, facts [
 		facts = append(facts, e.event(events.ContainerEndpointCreated, events.EndpointCreatedData{ID: ep.ID}))
 	}
 	var sys hcsdriver.System
-	err = e.n.hostCall(ctx, func() (err error) {
+	err = e.n.hostCall(ctx, "container.create", func() (err error) {
 		sys, err = e.n.cfg.Compute.Create(ctx, e.id, cfg)
 		return err
 	})
@@ -228,7 +228,7 @@ func (e *opEnv) startSystem(ctx context.Context, r *opResult) opResult {
 		return e.finish(ctx, r, []events.Event{e.exitEvent(nil, events.ReasonRuntimeError, err.Error())}, nil, err)
 	}
 	var proc hcsdriver.Process
-	err := e.n.hostCall(ctx, func() error {
+	err := e.n.hostCall(ctx, "container.start", func() error {
 		if err := sys.Start(ctx); err != nil {
 			return e.hostErr("start", err)
 		}
@@ -332,7 +332,7 @@ func (e *opEnv) halt(ctx context.Context, grace time.Duration) (graceful bool, e
 	if grace > 0 && e.graceful(ctx, grace) {
 		return true, nil
 	}
-	err = n.hostCall(ctx, func() error { return sys.Terminate(ctx) })
+	err = n.hostCall(ctx, "container.terminate", func() error { return sys.Terminate(ctx) })
 	if err != nil && !errors.Is(err, hcsdriver.ErrAlreadyStopped) {
 		return false, e.hostErr("terminate", err)
 	}
@@ -355,7 +355,7 @@ func (e *opEnv) graceful(ctx context.Context, grace time.Duration) bool {
 	e.cancelGrace = cancel
 	e.mu.Unlock()
 	sys := e.sys
-	err := e.n.hostCall(gctx, func() error { return sys.Shutdown(gctx) })
+	err := e.n.hostCall(gctx, "container.shutdown", func() error { return sys.Shutdown(gctx) })
 	if err != nil && !errors.Is(err, hcsdriver.ErrAlreadyStopped) {
 		return false
 	}
@@ -446,7 +446,7 @@ func (e *opEnv) dismantle(ctx context.Context, r *opResult) error {
 func (e *opEnv) destroy(ctx context.Context) error {
 	n := e.n
 	if e.sys == nil {
-		err := n.hostCall(ctx, func() (err error) { e.sys, err = n.cfg.Compute.Open(ctx, e.id); return err })
+		err := n.hostCall(ctx, "container.open", func() (err error) { e.sys, err = n.cfg.Compute.Open(ctx, e.id); return err })
 		if errors.Is(err, hcsdriver.ErrNotFound) {
 			return nil
 		}
@@ -468,7 +468,7 @@ func (e *opEnv) destroy(ctx context.Context) error {
 func (e *opEnv) adopt(ctx context.Context) opResult {
 	var r opResult
 	n := e.n
-	err := n.hostCall(ctx, func() (err error) { e.sys, err = n.cfg.Compute.Open(ctx, e.id); return err })
+	err := n.hostCall(ctx, "container.open", func() (err error) { e.sys, err = n.cfg.Compute.Open(ctx, e.id); return err })
 	lost := errors.Is(err, hcsdriver.ErrNotFound)
 	if err != nil && !lost {
 		n.cfg.Logger.Warn().Err(err).Str("container", e.id).Msg("compute system not reopened")

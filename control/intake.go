@@ -68,9 +68,10 @@ func (s *Server) runIntake(ctx context.Context) {
 // await replies, which holds back the inbox.
 func (s *Server) take(ctx context.Context, m message) {
 	s.setIntakeErr(nil)
+	start := time.Now()
 	cmd, err := admit(s.subj.Prefix, m.Verb, m.ID, m.ReplyTo, m.Data)
 	if err != nil {
-		s.refuse(m, cmd, err)
+		s.refuse(m, cmd, err, start)
 		return
 	}
 	select {
@@ -84,7 +85,7 @@ func (s *Server) take(ctx context.Context, m message) {
 	}
 	ch := s.opts.Agent.Submit(cmd)
 	s.waiters.Add(1)
-	go s.await(m, cmd, ch)
+	go s.await(m, cmd, ch, start)
 }
 
 // admit decodes and checks a command message published under prefix. On
@@ -123,7 +124,7 @@ func checkReplySubject(prefix, subj string) error {
 
 // refuse answers a command that never reaches the agent and removes it from
 // the inbox.
-func (s *Server) refuse(m message, cmd events.Command, err error) {
+func (s *Server) refuse(m message, cmd events.Command, err error, start time.Time) {
 	id := cmd.ID
 	if id == "" {
 		id = m.ID
@@ -133,6 +134,7 @@ func (s *Server) refuse(m message, cmd events.Command, err error) {
 	if checkReplySubject(s.subj.Prefix, m.ReplyTo) == nil {
 		s.publishReply(m.ReplyTo, r)
 	}
+	s.observe(m.Verb, r, start)
 	if tErr := m.Term(r.Error.Message); tErr != nil {
 		s.log.Error().Err(tErr).Str("command", id).Msg("command term")
 	}
@@ -140,7 +142,7 @@ func (s *Server) refuse(m message, cmd events.Command, err error) {
 
 // await waits for the agent's reply to cmd, keeping the message in progress
 // meanwhile, then publishes the reply and acknowledges the message.
-func (s *Server) await(m message, cmd events.Command, ch <-chan events.Reply) {
+func (s *Server) await(m message, cmd events.Command, ch <-chan events.Reply, start time.Time) {
 	defer s.waiters.Done()
 	defer func() { <-s.slots }()
 	log := s.log.With().Str("command", cmd.ID).Logger()
@@ -157,6 +159,7 @@ func (s *Server) await(m message, cmd events.Command, ch <-chan events.Reply) {
 				r.Command = cmd.ID
 			}
 			s.publishReply(m.ReplyTo, r)
+			s.observe(cmd.Verb, r, start)
 			if err := m.Ack(); err != nil {
 				log.Error().Err(err).Msg("command ack")
 			}
@@ -170,6 +173,19 @@ func (s *Server) await(m message, cmd events.Command, ch <-chan events.Reply) {
 			return
 		}
 	}
+}
+
+// observe tells the observer, if any, of the reply r to a command of verb
+// received at start.
+func (s *Server) observe(verb string, r events.Reply, start time.Time) {
+	if s.opts.Observer == nil {
+		return
+	}
+	code := events.CodeOK
+	if r.Error != nil {
+		code = r.Error.Code
+	}
+	s.opts.Observer.ObserveCommand(verb, code, time.Since(start))
 }
 
 // publishReply publishes r on subj, if subj is set. A reply that cannot be

@@ -46,6 +46,17 @@ type Options struct {
 	QueryTimeout time.Duration
 	// Version is the version the micro service announces. Default [Version].
 	Version string
+	// Observer, when set, is told of every command the intake answers.
+	Observer Observer
+}
+
+// Observer is told of each command's outcome when its reply is published.
+type Observer interface {
+	// ObserveCommand reports a command of verb answered with code
+	// (events.CodeOK for success, else the reply's error code) took after
+	// the intake received it. It is called from many goroutines and must be
+	// cheap.
+	ObserveCommand(verb string, code int, took time.Duration)
 }
 
 // Server is the node's NATS API: the command intake and the query service.
@@ -189,6 +200,15 @@ func (s *Server) setIntakeErr(err error) {
 	s.mu.Lock()
 	s.intakeErr = err
 	s.mu.Unlock()
+}
+
+// Consuming reports whether the server has started, is not stopping, and
+// its intake consumes the command inbox without error.
+func (s *Server) Consuming() bool {
+	s.mu.Lock()
+	started := s.cancel != nil
+	s.mu.Unlock()
+	return started && s.intakeStatus() == "consuming"
 }
 
 func (s *Server) intakeStatus() string {

@@ -64,7 +64,11 @@ type Config struct {
 	InboxAckWait time.Duration
 	// InboxMaxDeliver bounds the deliveries of one command. 0 means 10.
 	InboxMaxDeliver int
-	Logger          zerolog.Logger
+	// OnCommit, when set, is called by the writer goroutine after each
+	// attempt to commit a batch, with the batch's event count and how long
+	// it took to become durable or fail. It must be cheap.
+	OnCommit func(events int, took time.Duration)
+	Logger   zerolog.Logger
 }
 
 func (c *Config) setDefaults() error {

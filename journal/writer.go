@@ -187,7 +187,11 @@ func (j *Journal) commit(group []*request) {
 	for _, r := range live {
 		ws = append(ws, r.wire...)
 	}
+	start := time.Now()
 	first, old, err := j.publish(ws)
+	if j.cfg.OnCommit != nil {
+		j.cfg.OnCommit(len(ws), time.Since(start))
+	}
 	switch {
 	case errors.Is(err, errDuplicate) && len(live) > 1:
 		// Find the culprit: commit each Append on its own.

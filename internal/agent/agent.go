@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,6 +19,7 @@ import (
 	"github.com/berthhq/berth/control"
 	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/hcsdriver"
+	"github.com/berthhq/berth/internal/metrics"
 	"github.com/berthhq/berth/journal"
 	"github.com/berthhq/berth/netdriver"
 )
@@ -42,7 +44,10 @@ type Options struct {
 	HostOps       int
 	StopTimeout   time.Duration
 	SnapshotEvery int
-	Logger        zerolog.Logger
+	// Metrics, when set, receives the agent's measurements: commands, journal
+	// batches, host operations, and containers by phase.
+	Metrics *metrics.Metrics
+	Logger  zerolog.Logger
 }
 
 // Agent is a running agent.
@@ -53,8 +58,9 @@ type Agent struct {
 	Conn     *nats.Conn      // the agent's own connection
 	Subjects events.Subjects
 
-	api    *control.Server
-	closed bool
+	api      *control.Server
+	closed   bool
+	stopping atomic.Bool
 }
 
 // Start runs an agent until Stop. It returns once the agent consumes
@@ -76,17 +82,25 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 	if err := a.connect(ctx, &o); err != nil {
 		return nil, err
 	}
-	a.Node, err = actors.New(actors.Config{
+	cfg := actors.Config{
 		Node: o.Node, Owner: o.Owner, Compute: o.Compute, Network: o.Network, HostOps: o.HostOps,
 		StopTimeout: o.StopTimeout, SnapshotEvery: o.SnapshotEvery, Logger: log,
-	})
+	}
+	if o.Metrics != nil {
+		cfg.OnHostCall = o.Metrics.ObserveHostCall
+	}
+	a.Node, err = actors.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	a.Journal, err = journal.Open(ctx, a.Conn, journal.Config{
+	jcfg := journal.Config{
 		Subjects: a.Subjects, Replicas: o.Replicas, SnapshotEvery: o.SnapshotEvery,
 		Window: events.DefaultWindow, OnDurable: a.Node.Durable, Logger: log,
-	})
+	}
+	if o.Metrics != nil {
+		jcfg.OnCommit = o.Metrics.ObserveCommit
+	}
+	a.Journal, err = journal.Open(ctx, a.Conn, jcfg)
 	if err != nil {
 		return nil, fmt.Errorf("opening the journal: %w", err)
 	}
@@ -107,9 +121,14 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the command inbox: %w", err)
 	}
-	a.api, err = control.NewServer(control.Options{
+	copts := control.Options{
 		Conn: a.Conn, Subjects: a.Subjects, Agent: a.Node, Inbox: inbox, History: a.Journal, Logger: log,
-	})
+	}
+	if o.Metrics != nil {
+		copts.Observer = o.Metrics
+		o.Metrics.WatchContainers(a.Node.State)
+	}
+	a.api, err = control.NewServer(copts)
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +174,13 @@ func (a *Agent) connect(ctx context.Context, o *Options) error {
 	return nil
 }
 
+// Ready reports whether the agent consumes commands: Start has returned,
+// Stop has not been called, and the command intake works. It is safe to
+// call from any goroutine.
+func (a *Agent) Ready() bool {
+	return !a.stopping.Load() && a.api != nil && a.api.Consuming()
+}
+
 // Stop stops taking commands, lets the replies in flight go out, stops the
 // actors and closes the journal and NATS. Containers keep running on the
 // host. Stop is idempotent.
@@ -163,6 +189,7 @@ func (a *Agent) Stop(ctx context.Context) error {
 		return nil
 	}
 	a.closed = true
+	a.stopping.Store(true)
 	var errs []error
 	if a.api != nil {
 		errs = append(errs, a.api.Stop(ctx))
