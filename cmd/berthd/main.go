@@ -18,25 +18,28 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/berthhq/berth/control"
 	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/internal/agent"
+	"github.com/berthhq/berth/internal/metrics"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // options are berthd's settings. Each flag can also be set with an
 // environment variable named BERTH_ and the flag's name in upper case with
-// dashes as underscores (--data-dir: BERTH_DATA_DIR); a flag given on the
-// command line wins over the environment.
+// dashes as underscores (--data-dir: BERTH_DATA_DIR) and in a config file;
+// applySettings applies the precedence.
 type options struct {
+	config        string
+	http          string
 	dataDir       string
 	node          string
 	prefix        string
@@ -58,9 +61,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd := &cobra.Command{
 		Use:           "berthd --data-dir DIR --node NAME",
 		Short:         "berth agent: runs the containers of one Windows node",
+		Long:          "berth agent: runs the containers of one Windows node.\n\n" + precedence,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PreRunE:       func(cmd *cobra.Command, _ []string) error { return applySettings(cmd.Flags(), os.LookupEnv) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -71,6 +76,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	f := cmd.Flags()
+	f.StringVar(&o.config, "config", "", "JSON config file whose keys are these flags' names (env BERTH_CONFIG)")
+	f.StringVar(&o.http, "http", defaultHTTP, "serve /metrics, /healthz and /readyz on this loopback address (host:port); empty: off")
 	f.StringVar(&o.dataDir, "data-dir", "", "directory for the journal, NATS storage and (off Windows) the simulated host")
 	f.StringVar(&o.node, "node", defaultNode(), "node id: [a-z0-9][a-z0-9-]{0,62}")
 	f.StringVar(&o.prefix, "prefix", events.DefaultPrefix, "NATS subject prefix")
@@ -92,10 +99,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), control.Version) },
 	})
 	addServiceCommand(cmd, &o)
-	if err := bindEnv(f); err != nil {
-		fmt.Fprintln(stderr, "berthd:", err)
-		return 2
-	}
+	addConfigCommand(cmd)
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(stderr, "berthd:", err)
 		if errors.Is(err, errServiceUnsupported) {
@@ -104,22 +108,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// bindEnv sets every flag not given on the command line from its BERTH_*
-// environment variable.
-func bindEnv(f *pflag.FlagSet) error {
-	var errs []error
-	f.VisitAll(func(fl *pflag.Flag) {
-		name := "BERTH_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
-		if v, ok := os.LookupEnv(name); ok {
-			if err := fl.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
-			}
-			fl.DefValue = v // the command line still wins: cobra parses it after this
-		}
-	})
-	return errors.Join(errs...)
 }
 
 func defaultNode() string {
@@ -165,6 +153,18 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	m := metrics.New()
+	var running atomic.Pointer[agent.Agent]
+	if o.http != "" {
+		stopHTTP, err := startHTTP(o.http, metrics.Handler(m, func() bool {
+			a := running.Load()
+			return a != nil && a.Ready()
+		}), log)
+		if err != nil {
+			return err
+		}
+		defer stopHTTP()
+	}
 	h, err := openHost(ctx, o, log)
 	if err != nil {
 		return err
@@ -177,7 +177,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		Node: o.node, Prefix: o.prefix, Owner: o.owner, DataDir: o.dataDir,
 		Listen: o.listen, User: o.natsUser, Password: o.natsPassword, NATSURL: o.natsURL, Replicas: o.replicas,
 		Host: h.name, Compute: h.compute, Network: h.network, HostOps: o.hostOps, StopTimeout: o.stopTimeout,
-		SnapshotEvery: o.snapshotEvery, Logger: log,
+		SnapshotEvery: o.snapshotEvery, Metrics: m, Logger: log,
 	}
 	if o.listen != "" && o.natsURL == "" && o.natsPassword == "" {
 		if ao.Password, err = password(o); err != nil {
@@ -189,6 +189,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	running.Store(a)
 	<-ctx.Done()
 	log.Info().Msg("berthd stopping")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -95,7 +95,7 @@ func TestNewServiceSpec(t *testing.T) {
 
 func TestNewServiceSpecReadsNoEnvironment(t *testing.T) {
 	fs := testFlags()
-	// As bindEnv does for BERTH_HOST_OPS: the value is set, the flag not
+	// As applySettings does for BERTH_HOST_OPS: the value is set, the flag not
 	// marked as given.
 	if err := fs.Lookup("host-ops").Value.Set("8"); err != nil {
 		t.Fatal(err)
