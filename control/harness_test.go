@@ -46,6 +46,7 @@ type hconfig struct {
 	maxInFlight int
 	noInbox     bool // queries only
 	noHistory   bool
+	observer    control.Observer
 }
 
 func newHarness(t testing.TB, cfg hconfig) *harness {
@@ -79,7 +80,7 @@ func newHarness(t testing.TB, cfg hconfig) *harness {
 	}
 	h.agent = newFakeAgent(h.j, st)
 	h.opts = control.Options{Conn: h.nc, Subjects: h.subj, Agent: h.agent, MaxInFlight: cfg.maxInFlight,
-		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)}
+		Observer: cfg.observer, Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)}
 	if !cfg.noInbox {
 		if h.opts.Inbox, err = h.j.Inbox(ctx); err != nil {
 			t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -134,7 +135,11 @@ func (s *Server) refuse(m message, cmd events.Command, err error, start time.Tim
 	if checkReplySubject(s.subj.Prefix, m.ReplyTo) == nil {
 		s.publishReply(m.ReplyTo, r)
 	}
-	s.observe(m.Verb, r, start)
+	verb := m.Verb
+	if !slices.Contains(events.Verbs, verb) {
+		verb = "unknown" // the subject is the sender's: keep label values bounded
+	}
+	s.observe(verb, r, start)
 	if tErr := m.Term(r.Error.Message); tErr != nil {
 		s.log.Error().Err(tErr).Str("command", id).Msg("command term")
 	}

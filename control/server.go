@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -52,10 +53,11 @@ type Options struct {
 
 // Observer is told of each command's outcome when its reply is published.
 type Observer interface {
-	// ObserveCommand reports a command of verb answered with code
-	// (events.CodeOK for success, else the reply's error code) took after
-	// the intake received it. It is called from many goroutines and must be
-	// cheap.
+	// ObserveCommand reports that a command of verb was answered with code
+	// (events.CodeOK for success, else the reply's error code), took after
+	// the intake received it. verb is one of events.Verbs, or "unknown" for
+	// a refused message naming no known verb. It is called from many
+	// goroutines and must be cheap.
 	ObserveCommand(verb string, code int, took time.Duration)
 }
 
@@ -76,6 +78,8 @@ type Server struct {
 	waiters    sync.WaitGroup     // reply waiters
 	svc        micro.Service
 	started    time.Time
+
+	consuming atomic.Bool // set once Start has started the intake
 
 	mu        sync.Mutex
 	intakeErr error // last error of the inbox, nil while consuming
@@ -154,6 +158,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return nil
 	}
 	go s.runIntake(intakeCtx)
+	s.consuming.Store(true)
 	return nil
 }
 
@@ -202,13 +207,12 @@ func (s *Server) setIntakeErr(err error) {
 	s.mu.Unlock()
 }
 
-// Consuming reports whether the server has started, is not stopping, and
-// its intake consumes the command inbox without error.
+// Consuming reports whether Start has started the command intake, Stop has
+// not been called, and the intake's last read of the inbox succeeded. It is
+// false for a server without an inbox. It is safe to call at any time from
+// any goroutine.
 func (s *Server) Consuming() bool {
-	s.mu.Lock()
-	started := s.cancel != nil
-	s.mu.Unlock()
-	return started && s.intakeStatus() == "consuming"
+	return s.consuming.Load() && s.intakeStatus() == "consuming"
 }
 
 func (s *Server) intakeStatus() string {
