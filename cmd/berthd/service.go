@@ -184,12 +184,18 @@ func newServiceSpec(exe string, flags *pflag.FlagSet, args []string) (serviceSpe
 	if !dataDir.Changed {
 		return serviceSpec{}, errors.New("--data-dir is required")
 	}
-	abs, err := filepath.Abs(dataDir.Value.String())
-	if err != nil {
-		return serviceSpec{}, fmt.Errorf("--data-dir: %w", err)
-	}
-	if err := fs.Set("data-dir", abs); err != nil {
-		return serviceSpec{}, err
+	for _, name := range []string{"data-dir", "config"} { // the service runs in another directory
+		f := fs.Lookup(name)
+		if f == nil || !f.Changed {
+			continue
+		}
+		abs, err := filepath.Abs(f.Value.String())
+		if err != nil {
+			return serviceSpec{}, fmt.Errorf("--%s: %w", name, err)
+		}
+		if err := fs.Set(name, abs); err != nil {
+			return serviceSpec{}, err
+		}
 	}
 	if !node.Changed {
 		h := defaultNode()

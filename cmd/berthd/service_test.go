@@ -30,6 +30,7 @@ func testFlags() *pflag.FlagSet {
 	fs.Int("host-ops", 32, "")
 	fs.Duration("stop-timeout", 10*time.Second, "")
 	fs.String("log-format", "json", "")
+	fs.String("config", "", "")
 	return fs
 }
 
@@ -59,6 +60,8 @@ func TestNewServiceSpec(t *testing.T) {
 			want: []string{"--data-dir=/d", "--host-ops=4", "--node=n1", "--stop-timeout=30s"}},
 		{name: "relative data dir made absolute", args: []string{"--data-dir", "state", "--node", "n1"},
 			want: []string{"--data-dir=" + filepath.Join(cwd, "state"), "--node=n1"}},
+		{name: "relative config file made absolute", args: []string{"--data-dir", "/d", "--node", "n1", "--config", "berthd.json"},
+			want: []string{"--config=" + filepath.Join(cwd, "berthd.json"), "--data-dir=/d", "--node=n1"}},
 		{name: "data dir required", args: []string{"--node", "n1"}, errText: "--data-dir is required"},
 		{name: "invalid node", args: []string{"--data-dir", "/d", "--node", "Node_1"}, wantErr: events.ErrInvalid},
 		{name: "positional argument", args: []string{"--data-dir", "/d", "--node", "n1", "version"}, errText: `unexpected argument "version"`},
