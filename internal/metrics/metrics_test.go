@@ -153,3 +153,27 @@ func TestNilMetricsHooks(t *testing.T) {
 		t.Errorf("/readyz when ready: %d, want 200", code)
 	}
 }
+
+// BenchmarkHooks measures what the hooks add to each command, batch and
+// host operation.
+func BenchmarkHooks(b *testing.B) {
+	m := metrics.New()
+	b.Run("command", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m.ObserveCommand(events.VerbRun, events.CodeOK, time.Millisecond)
+		}
+	})
+	b.Run("commit", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m.ObserveCommit(4, time.Millisecond)
+		}
+	})
+	b.Run("host-call", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m.ObserveHostCall("container.start", time.Millisecond, nil)
+		}
+	})
+}
