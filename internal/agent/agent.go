@@ -126,7 +126,7 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 	}
 	if o.Metrics != nil {
 		copts.Observer = o.Metrics
-		o.Metrics.WatchContainers(a.Node.State)
+		o.Metrics.WatchContainers(a.state)
 	}
 	a.api, err = control.NewServer(copts)
 	if err != nil {
@@ -179,6 +179,14 @@ func (a *Agent) connect(ctx context.Context, o *Options) error {
 // call from any goroutine.
 func (a *Agent) Ready() bool {
 	return !a.stopping.Load() && a.api != nil && a.api.Consuming()
+}
+
+// state is the node's fold, refused at once from the moment Stop is called.
+func (a *Agent) state(ctx context.Context) (*events.State, error) {
+	if a.stopping.Load() {
+		return nil, fmt.Errorf("%w: agent stopping", events.ErrUnavailable)
+	}
+	return a.Node.State(ctx)
 }
 
 // Stop stops taking commands, lets the replies in flight go out, stops the

@@ -95,8 +95,9 @@ func (m *Metrics) ObserveHostCall(op string, took time.Duration, err error) {
 type StateFunc func(ctx context.Context) (*events.State, error)
 
 // WatchContainers registers berth_containers, the node's containers by
-// phase, read from state on each scrape. A scrape whose state call fails
-// reports the error instead of the family. Call it at most once.
+// phase, read from state on each scrape (bounded to 5 s). A scrape whose
+// state call fails, as it does once the agent stops, leaves the family out
+// and still serves the others. Call it at most once.
 func (m *Metrics) WatchContainers(state StateFunc) {
 	if m == nil {
 		return
@@ -135,7 +136,7 @@ func (c *phaseCollector) Collect(ch chan<- prometheus.Metric) {
 func Handler(m *Metrics, ready func() bool) http.Handler {
 	mux := http.NewServeMux()
 	if m != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+		mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))

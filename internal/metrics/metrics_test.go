@@ -133,6 +133,10 @@ func TestHealthReadyAndMetrics(t *testing.T) {
 	if code, _ := get(t, srv.URL+"/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz after stop: %d, want 200", code)
 	}
+	code, body = get(t, srv.URL+"/metrics")
+	if code != http.StatusOK || !strings.Contains(body, "berth_commands_total") || strings.Contains(body, "berth_containers{") {
+		t.Errorf("/metrics after stop: %d, want 200 with the other families and no berth_containers:\n%s", code, body)
+	}
 }
 
 // TestNilMetricsHooks checks that the hooks do nothing on a nil *Metrics
