@@ -112,6 +112,14 @@ func (c *Client) Logs(ctx context.Context, container string, o LogsOptions, fn f
 	if err != nil {
 		return fail(err)
 	}
+	// The server would keep an idle ordered consumer for minutes.
+	defer func() {
+		if info := cons.CachedInfo(); info != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			_ = stream.DeleteConsumer(dctx, info.Name)
+			cancel()
+		}
+	}()
 	it, err := cons.Messages()
 	if err != nil {
 		return fail(err)
