@@ -53,11 +53,14 @@ With -o json, print one JSON object a line on stdout (data is base64).`,
 			return err
 		}
 		asJSON := c.json("table")
+		midLine := map[string]bool{} // by stream: the last chunk was partial
 		err = cl.Logs(cmd.Context(), a[0], o, func(l control.LogLine) error {
 			if asJSON {
 				return writeJSON(c.stdout, l, false)
 			}
-			return writeLogLine(c.stdout, c.stderr, l, timestamps)
+			err := writeLogLine(c.stdout, c.stderr, l, timestamps && !midLine[l.Stream])
+			midLine[l.Stream] = l.Partial
+			return err
 		})
 		if o.Follow && errors.Is(err, context.Canceled) {
 			return nil // interrupted: the normal end of a follow
@@ -67,15 +70,16 @@ With -o json, print one JSON object a line on stdout (data is base64).`,
 	return cmd
 }
 
-// writeLogLine prints l to stdout or stderr by its stream. A partial chunk
-// is printed without a line end, so a long line comes out whole.
-func writeLogLine(stdout, stderr io.Writer, l control.LogLine, timestamps bool) error {
+// writeLogLine prints l to stdout or stderr by its stream, after its time
+// when timestamp is set. A partial chunk is printed without a line end, so
+// a long line comes out whole.
+func writeLogLine(stdout, stderr io.Writer, l control.LogLine, timestamp bool) error {
 	w := stdout
 	if l.Stream == events.Stderr {
 		w = stderr
 	}
 	b := make([]byte, 0, len(l.Data)+40)
-	if timestamps {
+	if timestamp {
 		b = append(l.Time.UTC().AppendFormat(b, time.RFC3339Nano), ' ')
 	}
 	b = append(b, l.Data...)

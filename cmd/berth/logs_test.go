@@ -47,14 +47,16 @@ func TestCLI_Logs(t *testing.T) {
 		}
 	}
 
+	long := strings.Repeat("y", 3*16<<10+7) // four chunks, one time stamp
+	agent.output(t, "web-1", events.Stdout, long+"\n")
 	code, stdout, _ := berth(t, url, "logs", "--timestamps", "--stdout", "web-1")
 	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
-	if code != 0 || len(lines) != 3 {
+	if code != 0 || len(lines) != 4 || !strings.HasSuffix(lines[3], " "+long) {
 		t.Fatalf("logs --timestamps: exit %d, %q", code, stdout)
 	}
 	for _, l := range lines {
 		ts, _, _ := strings.Cut(l, " ")
-		if _, err := time.Parse(time.RFC3339Nano, ts); err != nil {
+		if _, err := time.Parse(time.RFC3339Nano, ts); err != nil || strings.Count(l, "Z ") != 1 {
 			t.Errorf("logs --timestamps line %q: %v", l, err)
 		}
 	}
@@ -69,7 +71,7 @@ func TestCLI_Logs(t *testing.T) {
 		}
 		got = append(got, l.Stream+":"+string(l.Data))
 	}
-	if want := "stdout:hello stdout:world stderr:oops stdout:bye"; code != 0 || strings.Join(got, " ") != want {
+	if want := "stdout:hello stdout:world stderr:oops stdout:bye" + strings.Repeat(" stdout:"+long[:16<<10], 3) + " stdout:yyyyyyy"; code != 0 || strings.Join(got, " ") != want {
 		t.Errorf("logs -o json: exit %d, %q, want %q", code, got, want)
 	}
 
