@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync/atomic"
 	"time"
@@ -112,7 +113,9 @@ func (j *Journal) Logs() *LogWriter { return j.logs }
 // Publishes are asynchronous with at most Config.LogMaxPending
 // unacknowledged; when that many are pending for longer than
 // Config.LogStallWait, the line is dropped (and counted) instead of
-// blocking the writer of r any longer. Copy has the signature of
+// blocking the writer of r any longer. So the output of all containers
+// together holds at most Config.LogMaxPending messages of at most LogChunk
+// bytes in memory, plus LogChunk bytes per Copy. Copy has the signature of
 // actors.Config.Output.
 func (w *LogWriter) Copy(container, stream string, r io.Reader) {
 	subject := w.subj.Log(container, stream)
@@ -146,8 +149,8 @@ func (w *LogWriter) publish(subject, stream string, line []byte, whole bool) {
 		m.Header.Set(HeaderLogPartial, "true")
 	}
 	if _, err := w.js.PublishMsgAsync(m, jetstream.WithStallWait(w.stall)); err != nil {
-		if w.dropped.Add(1) == 1 {
-			w.log.Warn().Err(err).Str("subject", subject).Msg("container output dropped: the log stream does not keep up")
+		if n := w.dropped.Add(1); n&(n-1) == 0 { // the 1st, 2nd, 4th, 8th... drop
+			w.log.Warn().Err(err).Str("subject", subject).Uint64("dropped", n).Msg("container output dropped: the log stream does not keep up")
 		}
 		return
 	}
@@ -160,7 +163,7 @@ func (w *LogWriter) Flush(ctx context.Context) error {
 	case <-w.js.PublishAsyncComplete():
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("log flush: %d publishes pending: %w", w.Pending(), ctx.Err())
 	}
 }
 
