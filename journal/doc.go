@@ -15,4 +15,8 @@
 // after it, with the pure fold of package events. Snapshots live in the KV
 // bucket <prefix>_SNAP_<node>. Commands arrive through the WorkQueue stream
 // <prefix>_CMD_<node>, read by [Inbox].
+//
+// Containers' output goes to the stream <prefix>_LOG_<node>, bounded in size
+// and age, on the subjects <prefix>.log.<node>.<container>.<stdout|stderr>:
+// one message a line (or a chunk of a long line), written by [LogWriter].
 package journal

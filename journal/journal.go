@@ -68,7 +68,16 @@ type Config struct {
 	// attempt to commit a batch, with the batch's event count and how long
 	// it took to become durable or fail. It must be cheap.
 	OnCommit func(events int, took time.Duration)
-	Logger   zerolog.Logger
+	// LogMaxBytes and LogMaxAge bound the node's log stream; the oldest
+	// lines go first. 0 means DefaultLogMaxBytes and DefaultLogMaxAge.
+	LogMaxBytes int64
+	LogMaxAge   time.Duration
+	// LogMaxPending bounds the log publishes awaiting acknowledgement; 0
+	// means DefaultLogMaxPending. LogStallWait is how long a line may wait
+	// for room before it is dropped; 0 means 1s.
+	LogMaxPending int
+	LogStallWait  time.Duration
+	Logger        zerolog.Logger
 }
 
 func (c *Config) setDefaults() error {
@@ -98,6 +107,7 @@ func (c *Config) setDefaults() error {
 	if c.InboxAckWait <= 0 {
 		c.InboxAckWait = 2 * time.Minute
 	}
+	c.setLogDefaults()
 	return nil
 }
 
@@ -126,11 +136,12 @@ type Journal struct {
 	snapSeq   atomic.Uint64 // sequence of the newest snapshot loaded or saved
 	chunkSize int           // snapshot bytes per KV value
 
-	w writer // owned by the writer goroutine
+	w    writer // owned by the writer goroutine
+	logs *LogWriter
 }
 
-// Open creates or updates the node's event stream, snapshot bucket and
-// command stream, and starts the journal's writer goroutine, which runs
+// Open creates or updates the node's event stream, snapshot bucket,
+// command stream and log stream, and starts the journal's writer goroutine, which runs
 // until Close.
 func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Journal, error) {
 	if err := cfg.setDefaults(); err != nil {
@@ -193,6 +204,9 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Journal, error) {
 		w:      newWriter(4 * cfg.MaxBatch),
 		// Leave room for headers below the connection's max payload.
 		chunkSize: int(nc.MaxPayload()) - 16<<10,
+	}
+	if err := j.openLogs(ctx, nc); err != nil {
+		return nil, fmt.Errorf("log stream %s: %w", s.LogStream(), err)
 	}
 	j.ctx, j.cancel = context.WithCancel(context.Background())
 	go j.run()

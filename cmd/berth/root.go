@@ -120,7 +120,7 @@ The NATS URL may carry credentials: nats://user:password@host:4222.`,
 		c.runCmd(events.VerbRun), c.runCmd(events.VerbCreate),
 		c.containerCmd("start", "Start created containers", (*control.Client).Start), c.stopCmd(),
 		c.containerCmd("kill", "Terminate running containers at once", (*control.Client).Kill), c.rmCmd(),
-		c.psCmd(), c.inspectCmd(), c.statsCmd(), c.eventsCmd(), c.stateCmd(), c.networkCmd(), c.versionCmd(),
+		c.psCmd(), c.inspectCmd(), c.statsCmd(), c.logsCmd(), c.eventsCmd(), c.stateCmd(), c.networkCmd(), c.versionCmd(),
 	)
 	return root
 }

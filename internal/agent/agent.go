@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -82,9 +83,12 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 	if err := a.connect(ctx, &o); err != nil {
 		return nil, err
 	}
+	// Output is called only for containers started after Node.Start, when
+	// the journal is open.
+	output := func(container, stream string, r io.Reader) { a.Journal.Logs().Copy(container, stream, r) }
 	cfg := actors.Config{
 		Node: o.Node, Owner: o.Owner, Compute: o.Compute, Network: o.Network, HostOps: o.HostOps,
-		StopTimeout: o.StopTimeout, SnapshotEvery: o.SnapshotEvery, Logger: log,
+		StopTimeout: o.StopTimeout, SnapshotEvery: o.SnapshotEvery, Output: output, Logger: log,
 	}
 	if o.Metrics != nil {
 		cfg.OnHostCall = o.Metrics.ObserveHostCall
@@ -206,7 +210,10 @@ func (a *Agent) Stop(ctx context.Context) error {
 		errs = append(errs, a.Node.Shutdown(ctx))
 	}
 	if a.Journal != nil {
-		errs = append(errs, a.Journal.Close())
+		// The containers' last lines: their pipes closed with the actors.
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		errs = append(errs, a.Journal.Logs().Flush(fctx), a.Journal.Close())
+		cancel()
 	}
 	if a.Conn != nil {
 		errs = append(errs, a.Conn.Drain())

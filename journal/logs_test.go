@@ -1,0 +1,183 @@
+package journal
+
+import (
+	"bytes"
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/berthhq/berth/events"
+)
+
+// logMsgs returns every message of the node's log stream.
+func logMsgs(t *testing.T, s *Server) []jetstream.RawStreamMsg {
+	t.Helper()
+	ctx := testCtx(t)
+	st, err := rawJS(t, s).Stream(ctx, events.NewSubjects("", node).LogStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, *m)
+	}
+	return out
+}
+
+func TestLogWriter_LinesChunksTimes(t *testing.T) {
+	s := startServer(t, "")
+	j := open(t, s, Config{})
+	long := bytes.Repeat([]byte("0123456789abcdef"), (10<<20)/16+1) // 10 MiB + 16 bytes
+	in := "first\r\n\n" + string(long) + "\n" + "last without end"
+	before := time.Now()
+	j.Logs().Copy("web-1", events.Stderr, strings.NewReader(in))
+	if err := j.Logs().Flush(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	msgs := logMsgs(t, s)
+	chunks := (len(long) + LogChunk - 1) / LogChunk
+	if want := 2 + chunks + 1; len(msgs) != want {
+		t.Fatalf("%d messages in the log stream, want %d", len(msgs), want)
+	}
+	var joined []byte
+	for i, m := range msgs {
+		if want := events.NewSubjects("", node).Log("web-1", events.Stderr); m.Subject != want {
+			t.Fatalf("message %d on %s, want %s", i, m.Subject, want)
+		}
+		if got := m.Header.Get(HeaderLogStream); got != events.Stderr {
+			t.Errorf("message %d: stream header %q", i, got)
+		}
+		ts, err := time.Parse(time.RFC3339Nano, m.Header.Get(HeaderLogTime))
+		if err != nil || ts.Before(before) || ts.After(after) {
+			t.Errorf("message %d: time %q (%v) is not between %v and %v", i, m.Header.Get(HeaderLogTime), err, before, after)
+		}
+		if len(m.Data) > LogChunk {
+			t.Errorf("message %d carries %d bytes, more than %d", i, len(m.Data), LogChunk)
+		}
+		partial := m.Header.Get(HeaderLogPartial) == "true"
+		switch {
+		case i == 0 && (string(m.Data) != "first" || partial), i == 1 && (len(m.Data) != 0 || partial):
+			t.Errorf("message %d: %q partial=%v", i, m.Data, partial)
+		case i >= 2 && i < 2+chunks:
+			joined = append(joined, m.Data...)
+			if partial != (i < 2+chunks-1) {
+				t.Errorf("chunk %d: partial=%v", i-2, partial)
+			}
+		case i == len(msgs)-1 && (string(m.Data) != "last without end" || !partial):
+			t.Errorf("last message: %q partial=%v, want the unended line, partial", m.Data, partial)
+		}
+	}
+	if !bytes.Equal(joined, long) {
+		t.Errorf("the long line's chunks join to %d bytes, want the %d written", len(joined), len(long))
+	}
+	if c := j.Logs().Counts(); c != (LogCounts{Published: uint64(len(msgs))}) {
+		t.Errorf("counts %+v, want %d published", c, len(msgs))
+	}
+}
+
+// TestLogWriter_Order: lines of one stream keep their order, and lines of
+// stdout and stderr keep the order in which they were read.
+func TestLogWriter_Order(t *testing.T) {
+	s := startServer(t, "")
+	j := open(t, s, Config{})
+	var in strings.Builder
+	for i := range 1000 {
+		in.WriteString(strconv.Itoa(i) + "\n")
+	}
+	j.Logs().Copy("web-1", events.Stdout, strings.NewReader(in.String()))
+
+	outR, outW := io.Pipe()
+	errR, errW := io.Pipe()
+	done := make(chan struct{}, 2)
+	for stream, r := range map[string]io.Reader{events.Stdout: outR, events.Stderr: errR} {
+		go func() {
+			j.Logs().Copy("web-1", stream, r)
+			done <- struct{}{}
+		}()
+	}
+	for i, w := range []*io.PipeWriter{errW, outW, errW, errW, outW} {
+		if _, err := io.WriteString(w, "x"+strconv.Itoa(i)+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		// The next line is written once this one is read and published.
+		waitFor(t, "line "+strconv.Itoa(i), func() bool { return j.Logs().Counts().Published == uint64(1001+i) })
+	}
+	outW.Close()
+	errW.Close()
+	<-done
+	<-done
+	if err := j.Logs().Flush(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	msgs := logMsgs(t, s)
+	if len(msgs) != 1005 {
+		t.Fatalf("%d messages, want 1005", len(msgs))
+	}
+	for i, m := range msgs[:1000] {
+		if string(m.Data) != strconv.Itoa(i) {
+			t.Fatalf("message %d is %q", i, m.Data)
+		}
+	}
+	want := []string{"stderr x0", "stdout x1", "stderr x2", "stderr x3", "stdout x4"}
+	for i, m := range msgs[1000:] {
+		if got := m.Header.Get(HeaderLogStream) + " " + string(m.Data); got != want[i] {
+			t.Errorf("interleaved line %d is %q, want %q", i, got, want[i])
+		}
+	}
+}
+
+// TestLogWriter_BoundedPending: when acknowledgements do not come, at most
+// the configured number of publishes stay pending, and the rest of the
+// output is dropped and counted instead of blocking the reader.
+func TestLogWriter_BoundedPending(t *testing.T) {
+	s := startServer(t, "")
+	nc := connect(t, s)
+	// A subscriber that never acknowledges stands in for a stalled stream.
+	subj := events.NewSubjects("stalled", node)
+	sub, err := nc.SubscribeSync(subj.Logs(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := newLogWriter(connect(t, s), subj, 4, 10*time.Millisecond, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Copy("web-1", events.Stdout, strings.NewReader(strings.Repeat("line\n", 20)))
+	if c := w.Counts(); c.Published != 4 || c.Dropped != 16 {
+		t.Errorf("counts %+v, want 4 published and 16 dropped", c)
+	}
+	if n := w.Pending(); n != 4 {
+		t.Errorf("%d publishes pending, want 4", n)
+	}
+	for range 4 {
+		if _, err := sub.NextMsg(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestOpen_LogStreamLimits(t *testing.T) {
+	s := startServer(t, "")
+	open(t, s, Config{LogMaxBytes: 1 << 20, LogMaxAge: time.Hour})
+	st, err := rawJS(t, s).Stream(testCtx(t), events.NewSubjects("", node).LogStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	if cfg.MaxBytes != 1<<20 || cfg.MaxAge != time.Hour || cfg.Discard != jetstream.DiscardOld || cfg.Storage != jetstream.FileStorage {
+		t.Errorf("log stream config %+v", cfg)
+	}
+}

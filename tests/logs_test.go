@@ -1,0 +1,92 @@
+package tests
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/berthhq/berth/control"
+	"github.com/berthhq/berth/events"
+	"github.com/berthhq/berth/internal/agent"
+	"github.com/berthhq/berth/winsim"
+)
+
+// TestLogsSurviveAnAgentRestart runs a container that writes to stdout and
+// stderr, checks that its output reaches the log stream through the agent's
+// wiring, per stream in the order written, and that it is still there after
+// the agent restarts on the same data directory.
+func TestLogsSurviveAnAgentRestart(t *testing.T) {
+	ctx := context.Background()
+	host := winsim.New()
+	defer host.Close()
+	dir := t.TempDir()
+	start := func() *agent.Agent {
+		a, err := agent.Start(ctx, agent.Options{
+			Node: "edge-1", DataDir: dir, Host: "winsim", Compute: host.Compute(), StopTimeout: time.Second,
+			Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	stop := func(a *agent.Agent) {
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := a.Stop(sctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := func(a *agent.Agent) string {
+		nc, err := a.Server.Connect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		client, err := control.NewClient(nc, "edge-1", control.WithTimeout(10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out, errs []string
+		err = client.Logs(ctx, "talker", control.LogsOptions{}, func(l control.LogLine) error {
+			if l.Stream == events.Stderr {
+				errs = append(errs, string(l.Data))
+			} else {
+				out = append(out, string(l.Data))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(out, ",") + " | " + strings.Join(errs, ",")
+	}
+
+	a := start()
+	nc, err := a.Server.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := control.NewClient(nc, "edge-1", control.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"}, Command: events.CommandSpec{
+		Entrypoint: []string{"cmd"}, Args: []string{"/c", "echo hi& echo oops 1>&2& echo bye& echo again 1>&2"}}}
+	if _, err := client.Run(ctx, "talker", spec); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	const want = "hi,bye | oops ,again " // cmd echoes the space before a redirection
+	waitFor(t, "the container's output in the log stream", func() bool { return logs(a) == want })
+	stop(a)
+
+	b := start()
+	defer stop(b)
+	if got := logs(b); got != want {
+		t.Errorf("after a restart the log stream holds %q, want %q", got, want)
+	}
+}
