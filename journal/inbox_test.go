@@ -162,7 +162,10 @@ func TestInboxResumesAfterRestartOfConsumer(t *testing.T) {
 	}
 	got, stop = consume(t, in2, func(m *InboxMsg) { _ = m.Ack() })
 	defer stop()
-	if m := next(t, got); m.ID != "two" || m.Delivered != 1 {
-		t.Fatalf("after a restart got %+v, want two on its first delivery", m)
+	// The stopped consumer's last pull request may still have been open on
+	// the server and taken "two"; it gives such a command back at once
+	// (Nak), so it arrives here promptly, possibly on its second delivery.
+	if m := next(t, got); m.ID != "two" {
+		t.Fatalf("after a restart got %+v, want two", m)
 	}
 }
