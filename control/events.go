@@ -141,10 +141,11 @@ func (c *Client) Events(ctx context.Context, o EventsOptions, fn func(events.Eve
 		since := o.Since
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
 	}
-	cons, err := stream.OrderedConsumer(ctx, cfg)
+	cons, done, err := orderedConsumer(ctx, stream, cfg)
 	if err != nil {
 		return fail(err)
 	}
+	defer done()
 	it, err := cons.Messages()
 	if err != nil {
 		return fail(err)
@@ -176,4 +177,20 @@ func (c *Client) Events(ctx context.Context, o EventsOptions, fn func(events.Eve
 			return nil
 		}
 	}
+}
+
+// orderedConsumer creates an ordered consumer on stream. done deletes it on
+// the server, which would otherwise keep an idle one for minutes.
+func orderedConsumer(ctx context.Context, stream jetstream.Stream, cfg jetstream.OrderedConsumerConfig) (cons jetstream.Consumer, done func(), err error) {
+	cons, err = stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cons, func() {
+		if info := cons.CachedInfo(); info != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			_ = stream.DeleteConsumer(dctx, info.Name)
+			cancel()
+		}
+	}, nil
 }

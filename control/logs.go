@@ -108,18 +108,11 @@ func (c *Client) Logs(ctx context.Context, container string, o LogsOptions, fn f
 		since := o.Since
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
 	}
-	cons, err := stream.OrderedConsumer(ctx, cfg)
+	cons, done, err := orderedConsumer(ctx, stream, cfg)
 	if err != nil {
 		return fail(err)
 	}
-	// The server would keep an idle ordered consumer for minutes.
-	defer func() {
-		if info := cons.CachedInfo(); info != nil {
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			_ = stream.DeleteConsumer(dctx, info.Name)
-			cancel()
-		}
-	}()
+	defer done()
 	it, err := cons.Messages()
 	if err != nil {
 		return fail(err)
