@@ -15,8 +15,9 @@ import (
 	"github.com/berthhq/berth/events"
 )
 
-// designCreate is the create command of DESIGN §4, verbatim.
-const designCreate = `{"id": "0193b6c1-...", "verb": "create", "container": "web-rep-1",
+// designCreate is the create command of DESIGN §4, verbatim but for the id,
+// which DESIGN abbreviates ("0193b6c1-...").
+const designCreate = `{"id": "0193b6c1-7c7e-7a4e-9c1b-2f4d5e6f7a8b", "verb": "create", "container": "web-rep-1",
  "spec": {"image": {"ref": "mcr.microsoft.com/windows/nanoserver:ltsc2022", "pull_policy": "if_not_present"},
           "command": {"entrypoint": ["cmd", "/c"], "args": ["echo hi"], "workdir": "C:\\app"},
           "env": {"MODE": "prod"}, "user": "ContainerUser", "hostname": "web-1",
@@ -33,7 +34,7 @@ func TestDecodeCommand_DesignExample(t *testing.T) {
 	}
 	spec := fullSpec()
 	spec.Network.DNS.Search = nil
-	want := events.Command{ID: "0193b6c1-...", Verb: events.VerbCreate, Container: "web-rep-1", Spec: &spec}
+	want := events.Command{ID: "0193b6c1-7c7e-7a4e-9c1b-2f4d5e6f7a8b", Verb: events.VerbCreate, Container: "web-rep-1", Spec: &spec}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("DecodeCommand (-want +got):\n%s", diff)
 	}

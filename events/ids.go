@@ -74,8 +74,10 @@ func validateID(id string, max int, extra string) error {
 	return nil
 }
 
-// ValidateCommandID reports whether id can be used as a command id. Command
-// ids become Nats-Msg-Id headers, so they are bounded and printable.
+// ValidateCommandID reports whether id can be used as a command id:
+// 1 to 128 letters, digits, '-' and '_' (a UUID fits). Command ids become
+// Nats-Msg-Id headers and the subject token of node.command_completed, so
+// nothing that splits or widens a subject ('.', '*', '>') is allowed.
 func ValidateCommandID(id string) error {
 	if id == "" {
 		return fmt.Errorf("%w: command id must not be empty", ErrInvalid)
@@ -84,9 +86,11 @@ func ValidateCommandID(id string) error {
 		return fmt.Errorf("%w: command id longer than 128 characters", ErrInvalid)
 	}
 	for i := 0; i < len(id); i++ {
-		if id[i] <= ' ' || id[i] > '~' {
-			return fmt.Errorf("%w: command id %q: byte %d is not printable ASCII", ErrInvalid, id, i)
+		c := id[i]
+		if (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' {
+			continue
 		}
+		return fmt.Errorf("%w: command id %q: byte %d (%q) is not a letter, digit, '-' or '_'", ErrInvalid, id, i, c)
 	}
 	return nil
 }
