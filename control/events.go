@@ -2,7 +2,6 @@ package control
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -111,86 +110,27 @@ func (c *Client) Events(ctx context.Context, o EventsOptions, fn func(events.Eve
 	if err != nil {
 		return err
 	}
-	name := c.subj.EventStream()
-	fail := func(err error) error { return fmt.Errorf("event journal %s: %w", name, err) }
-	stream, err := c.js.Stream(ctx, name)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("%w: %w", events.ErrNotFound, fail(err))
-	}
+	s, err := c.openStream(ctx, "event journal", c.subj.EventStream())
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	var last uint64 // without Follow: the sequence to stop at
 	if !o.Follow {
-		for _, subj := range f.subjects {
-			m, err := stream.GetLastMsgForSubject(ctx, subj)
-			switch {
-			case errors.Is(err, jetstream.ErrMsgNotFound):
-			case err != nil:
-				return fail(fmt.Errorf("last event: %w", err))
-			case !m.Time.Before(o.Since):
-				last = max(last, m.Sequence)
-			}
-		}
-		if last == 0 {
-			return nil
+		if last, err = s.lastSeq(ctx, f.subjects, o.Since); err != nil || last == 0 {
+			return err
 		}
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: f.subjects, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if !o.Since.IsZero() {
-		since := o.Since
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
-	}
-	cons, done, err := orderedConsumer(ctx, stream, cfg)
-	if err != nil {
-		return fail(err)
-	}
-	defer done()
-	it, err := cons.Messages()
-	if err != nil {
-		return fail(err)
-	}
-	defer it.Stop()
-	for {
-		m, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fail(err)
-		}
-		md, err := m.Metadata()
-		if err != nil {
-			return fail(err)
-		}
+	return s.read(ctx, f.subjects, o.Since, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
 		e, err := events.DecodeEvent(m.Data())
 		if err != nil {
-			return fail(fmt.Errorf("at sequence %d: %w", md.Sequence.Stream, err))
+			return true, s.fail(fmt.Errorf("at sequence %d: %w", md.Sequence.Stream, err))
 		}
 		e.Seq = md.Sequence.Stream
 		if f.match(e.Type) {
 			if err := fn(e); err != nil {
-				return err
+				return true, err
 			}
 		}
-		if !o.Follow && (e.Seq >= last || md.NumPending == 0) {
-			return nil
-		}
-	}
-}
-
-// orderedConsumer creates an ordered consumer on stream. done deletes it on
-// the server, which would otherwise keep an idle one for minutes.
-func orderedConsumer(ctx context.Context, stream jetstream.Stream, cfg jetstream.OrderedConsumerConfig) (cons jetstream.Consumer, done func(), err error) {
-	cons, err = stream.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	return cons, func() {
-		if info := cons.CachedInfo(); info != nil {
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			_ = stream.DeleteConsumer(dctx, info.Name)
-			cancel()
-		}
-	}, nil
+		return !o.Follow && (e.Seq >= last || md.NumPending == 0), nil
+	})
 }

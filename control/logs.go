@@ -2,7 +2,6 @@ package control
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -60,25 +59,13 @@ func (c *Client) Logs(ctx context.Context, container string, o LogsOptions, fn f
 	if o.Stderr || !o.Stdout {
 		subjects = append(subjects, c.subj.Log(container, events.Stderr))
 	}
-	name := c.subj.LogStream()
-	fail := func(err error) error { return fmt.Errorf("log stream %s: %w", name, err) }
-	stream, err := c.js.Stream(ctx, name)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("%w: %w", events.ErrNotFound, fail(err))
-	}
+	s, err := c.openStream(ctx, "log stream", c.subj.LogStream())
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	var last uint64 // the last selected line stored now
-	for _, subj := range subjects {
-		m, err := stream.GetLastMsgForSubject(ctx, subj)
-		switch {
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-		case err != nil:
-			return fail(fmt.Errorf("last line: %w", err))
-		case !m.Time.Before(o.Since):
-			last = max(last, m.Sequence)
-		}
+	last, err := s.lastSeq(ctx, subjects, o.Since) // the last selected line stored now
+	if err != nil {
+		return err
 	}
 	if last == 0 && !o.Follow {
 		return nil
@@ -103,46 +90,18 @@ func (c *Client) Logs(ctx context.Context, container string, o LogsOptions, fn f
 		tail = nil
 		return nil
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if !o.Since.IsZero() {
-		since := o.Since
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
-	}
-	cons, done, err := orderedConsumer(ctx, stream, cfg)
-	if err != nil {
-		return fail(err)
-	}
-	defer done()
-	it, err := cons.Messages()
-	if err != nil {
-		return fail(err)
-	}
-	defer it.Stop()
-	for {
-		m, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fail(err)
-		}
-		md, err := m.Metadata()
-		if err != nil {
-			return fail(err)
-		}
+	return s.read(ctx, subjects, o.Since, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
 		l := LogLine{Seq: md.Sequence.Stream, Time: md.Timestamp, Stream: m.Headers().Get(journal.HeaderLogStream),
 			Data: m.Data(), Partial: m.Headers().Get(journal.HeaderLogPartial) == "true"}
 		if t, err := time.Parse(time.RFC3339Nano, m.Headers().Get(journal.HeaderLogTime)); err == nil {
 			l.Time = t
 		}
 		if !o.Follow && l.Seq > last {
-			return nil
+			return true, nil
 		}
 		if err := emit(l); err != nil {
-			return err
+			return true, err
 		}
-		if !o.Follow && l.Seq >= last {
-			return nil
-		}
-	}
+		return !o.Follow && l.Seq >= last, nil
+	})
 }
