@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/berthhq/berth/control"
 	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/internal/agent"
@@ -29,28 +27,15 @@ func TestCommandsSurviveAnAgentOutage(t *testing.T) {
 	host := winsim.New()
 	defer host.Close()
 	start := func() *agent.Agent {
-		a, err := agent.Start(ctx, agent.Options{
-			Node: "edge-1", NATSURL: srv.ClientURL(), Replicas: 1, Host: "winsim", Compute: host.Compute(),
-			StopTimeout: time.Second, Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
+		return startAgent(t, agent.Options{NATSURL: srv.ClientURL(), Replicas: 1, Compute: host.Compute()})
 	}
-	stop := func(a *agent.Agent) {
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		if err := a.Stop(sctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	stop := func(a *agent.Agent) { stopAgent(t, a) }
 	nc, err := srv.Connect()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	client, err := control.NewClient(nc, "edge-1", control.WithTimeout(10*time.Second))
+	client, err := control.NewClient(nc, testNode, control.WithTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,16 +76,5 @@ func TestCommandsSurviveAnAgentOutage(t *testing.T) {
 	}
 	if got := host.Snapshot().Systems; len(got) != 2 {
 		t.Fatalf("host holds %d systems, want 2", len(got))
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/berthhq/berth/control"
 	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/internal/agent"
@@ -24,29 +22,16 @@ func TestLogsSurviveAnAgentRestart(t *testing.T) {
 	defer host.Close()
 	dir := t.TempDir()
 	start := func() *agent.Agent {
-		a, err := agent.Start(ctx, agent.Options{
-			Node: "edge-1", DataDir: dir, Host: "winsim", Compute: host.Compute(), StopTimeout: time.Second,
-			Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
+		return startAgent(t, agent.Options{DataDir: dir, Compute: host.Compute()})
 	}
-	stop := func(a *agent.Agent) {
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		if err := a.Stop(sctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	stop := func(a *agent.Agent) { stopAgent(t, a) }
 	logs := func(a *agent.Agent) string {
 		nc, err := a.Server.Connect()
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer nc.Close()
-		client, err := control.NewClient(nc, "edge-1", control.WithTimeout(10*time.Second))
+		client, err := control.NewClient(nc, testNode, control.WithTimeout(10*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +55,7 @@ func TestLogsSurviveAnAgentRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := control.NewClient(nc, "edge-1", control.WithTimeout(10*time.Second))
+	client, err := control.NewClient(nc, testNode, control.WithTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
