@@ -25,6 +25,9 @@ type Journal interface {
 	// their sequence numbers. Before it returns, the journal has handed the
 	// events to Node.Durable.
 	Append(ctx context.Context, evs ...events.Event) ([]events.Event, error)
+	// ShouldSnapshot reports whether the fold at sequence seq is far enough
+	// past the last snapshot to save a new one.
+	ShouldSnapshot(seq uint64) bool
 	// SaveSnapshot stores a copy of the fold that nothing else mutates.
 	SaveSnapshot(ctx context.Context, st *events.State) error
 }
@@ -44,8 +47,6 @@ type Config struct {
 	HostOps int
 	// StopTimeout is the grace period of a stop that names none (default 10s).
 	StopTimeout time.Duration
-	// SnapshotEvery saves a snapshot after this many events (0: never).
-	SnapshotEvery int
 	// Output, when set, receives each init process's stdout and stderr as
 	// they are produced; it must read until EOF. Unset, output is drained
 	// and discarded.

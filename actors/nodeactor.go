@@ -16,11 +16,10 @@ type nodeActor struct {
 	n  *Node
 	st *events.State // shared with rebuilt instances: the fold survives a panic
 
-	children  map[string]*child
-	pending   map[string]*pendingCmd // commands in flight, by id
-	spawned   uint64                 // container actors spawned, for unique names
-	sinceSnap int
-	snapping  bool
+	children map[string]*child
+	pending  map[string]*pendingCmd // commands in flight, by id
+	spawned  uint64                 // container actors spawned, for unique names
+	snapping bool
 }
 
 // pendingCmd is a command in flight and the submitters waiting for it.
@@ -203,14 +202,13 @@ func (a *nodeActor) durable(ctx actor.Context, evs []events.Event) {
 			}
 		}
 	}
-	a.sinceSnap += len(evs)
-	if every := a.n.cfg.SnapshotEvery; every > 0 && a.sinceSnap >= every && !a.snapping {
+	if !a.snapping && a.n.cfg.Journal.ShouldSnapshot(a.st.Seq) {
 		a.snapshot(ctx)
 	}
 }
 
 func (a *nodeActor) snapshot(ctx actor.Context) {
-	a.sinceSnap, a.snapping = 0, true
+	a.snapping = true
 	st, n, self := a.st.Clone(), a.n, ctx.Self()
 	n.goOwned(func() {
 		sctx, cancel := context.WithTimeout(n.ctx, time.Minute)

@@ -88,7 +88,7 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 	output := func(container, stream string, r io.Reader) { a.Journal.Logs().Copy(container, stream, r) }
 	cfg := actors.Config{
 		Node: o.Node, Owner: o.Owner, Compute: o.Compute, Network: o.Network, HostOps: o.HostOps,
-		StopTimeout: o.StopTimeout, SnapshotEvery: o.SnapshotEvery, Output: output, Logger: log,
+		StopTimeout: o.StopTimeout, Output: output, Logger: log,
 	}
 	if o.Metrics != nil {
 		cfg.OnHostCall = o.Metrics.ObserveHostCall
