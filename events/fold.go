@@ -30,6 +30,12 @@ type Container struct {
 	// container without one has no network: its spec asked for network
 	// mode none, or the node had no network when it was created.
 	Endpoint *Endpoint `json:"endpoint,omitempty"`
+	// Image is the id of the image the container was created from, from
+	// its scratch_creating on ("" for a container created without one);
+	// Scratch is its scratch layer, from scratch_creating until
+	// scratch_removed.
+	Image   string   `json:"image,omitempty"`
+	Scratch *Scratch `json:"scratch,omitempty"`
 	// Seq is the journal sequence of the last event applied to this record.
 	Seq uint64 `json:"seq"`
 }
@@ -60,6 +66,8 @@ type State struct {
 	Containers map[string]*Container `json:"containers"`
 	// Network is the node's network, nil until network.configured.
 	Network *Network `json:"network,omitempty"`
+	// Images are the images on the node, by id (manifest digest).
+	Images map[string]*Image `json:"images,omitempty"`
 	// Outcomes holds handled commands, oldest first; Window bounds it.
 	Outcomes []Outcome `json:"outcomes"`
 	Window   Window    `json:"-"`
@@ -109,6 +117,8 @@ func (s *State) Apply(e *Event) error {
 		err = s.applyNode(e)
 	case KindNetwork:
 		err = s.applyNetwork(e)
+	case KindImage:
+		err = s.applyImage(e)
 	}
 	if err != nil {
 		return err
@@ -188,6 +198,11 @@ var transitions = map[string]transition{
 	ContainerEndpointCreated:      {from: []Phase{PhaseCreating}, nested: true},
 	ContainerEndpointCreateFailed: {from: []Phase{PhaseCreating}, nested: true},
 	ContainerEndpointDeleted:      {from: []Phase{PhaseCreating, PhaseFailed, PhaseRemoving}, nested: true},
+
+	ContainerScratchCreating:     {from: []Phase{PhaseCreating}, intent: true},
+	ContainerScratchCreated:      {from: []Phase{PhaseCreating}, nested: true},
+	ContainerScratchCreateFailed: {from: []Phase{PhaseCreating}, nested: true},
+	ContainerScratchRemoved:      {from: []Phase{PhaseCreating, PhaseFailed, PhaseRemoving}, nested: true},
 }
 
 // phaseIntents are the intents a phase stands for while it lasts.
@@ -254,8 +269,15 @@ func (s *State) applyContainer(e *Event) error {
 	if err != nil {
 		return err
 	}
-	// A record leaves the fold, or is replaced, only without an endpoint,
-	// and a container is created only once its endpoint is.
+	// A record leaves the fold, or is replaced, only without an endpoint
+	// or a scratch layer, and a container is created only once they are.
+	switch {
+	case c == nil || c.Scratch == nil:
+	case e.Type == ContainerCreating || e.Type == ContainerRemoved:
+		return fmt.Errorf("%w: %s for container %s, which still holds a scratch layer", ErrWrongPhase, e.Short(), e.Subject)
+	case e.Type == ContainerCreated && c.Scratch.Path == "":
+		return fmt.Errorf("%w: %s for container %s, whose scratch layer is not created", ErrWrongPhase, e.Short(), e.Subject)
+	}
 	switch {
 	case c == nil || c.Endpoint == nil:
 	case e.Type == ContainerCreating || e.Type == ContainerRemoved:
@@ -265,6 +287,11 @@ func (s *State) applyContainer(e *Event) error {
 	}
 	if strings.HasPrefix(e.Type, endpointPrefix) {
 		if err := s.applyEndpoint(e, c); err != nil {
+			return err
+		}
+	}
+	if strings.HasPrefix(e.Type, scratchPrefix) {
+		if err := applyScratch(e, c); err != nil {
 			return err
 		}
 	}
@@ -316,6 +343,12 @@ func (s *State) Clone() *State {
 	if s.Network != nil {
 		n.Network = s.Network.clone()
 	}
+	if s.Images != nil {
+		n.Images = make(map[string]*Image, len(s.Images))
+		for id, im := range s.Images {
+			n.Images[id] = im.clone()
+		}
+	}
 	return n
 }
 
@@ -330,6 +363,7 @@ func (c *Container) clone() *Container {
 		cc.Exit = &ex
 	}
 	cc.Endpoint = c.Endpoint.clone()
+	cc.Scratch = c.Scratch.clone()
 	return &cc
 }
 

@@ -397,14 +397,14 @@ func TestApply_UnknownContainerType(t *testing.T) {
 }
 
 // TestApply_Seq checks that Seq follows accepted events only, never goes
-// back, and that events of kinds the fold does not track still advance it.
+// back, and that events that change nothing else still advance it.
 func TestApply_Seq(t *testing.T) {
 	s := stateIn(events.PhaseRunning)
 	before := s.Clone()
 	for _, e := range []*events.Event{
 		event(events.NodeStarted, testNode, 11, events.NodeStartedData{Version: "v1", Host: "winsim", Owner: "berth"}),
-		event("berth.image.pulled", "sha256:abc", 12, map[string]string{"ref": "x"}),
-		event("berth.image.tagged", "sha256:abc", 13, nil),
+		event(events.ImagePullFailed, "x", 12, events.ImagePullFailedData{Ref: "x", Error: "not found"}),
+		event("berth.image.pull_failed", "x", 13, nil),
 	} {
 		if err := s.Apply(e); err != nil {
 			t.Fatalf("Apply(%s) = %v", e.Short(), err)

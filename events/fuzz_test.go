@@ -188,6 +188,15 @@ func checkInvariants(t *testing.T, s *events.State, w events.Window) {
 			t.Fatalf("record %q = %+v", id, c)
 		}
 	}
+	named := map[string]string{}
+	for id, im := range s.Images {
+		for _, r := range im.Refs {
+			if other, dup := named[r]; dup || im.ID != id {
+				t.Fatalf("image %q (id %q) and %q both named %q", id, im.ID, other, r)
+			}
+			named[r] = id
+		}
+	}
 	if len(s.Outcomes) > w.MaxCount {
 		t.Fatalf("%d outcomes kept, window is %d", len(s.Outcomes), w.MaxCount)
 	}
