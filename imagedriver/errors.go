@@ -50,7 +50,8 @@ var (
 )
 
 // Class maps an image error to the agent's reply classes: a bad reference,
-// argument, credential or image is 400; a missing image, layer or platform is
+// argument, credential or image, or an image the host cannot run with the
+// isolation asked for, is 400; a missing image, layer or platform is
 // 404; a scratch that exists or a layer in use is 409; an unreachable
 // registry, a broken transfer, corrupt content (which a retry may fix) or a
 // deadline is 503. Anything else is internal.
@@ -60,7 +61,7 @@ func Class(err error) error {
 		return nil
 	case errors.Is(err, ErrInvalidReference), errors.Is(err, ErrInvalid),
 		errors.Is(err, ErrUnauthorized), errors.Is(err, ErrUnsafeEntry),
-		errors.Is(err, ErrInvalidImage):
+		errors.Is(err, ErrInvalidImage), errors.Is(err, ErrIncompatible):
 		return events.ErrInvalid
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrNoMatchingPlatform):
 		return events.ErrNotFound

@@ -152,6 +152,7 @@ func TestClass(t *testing.T) {
 		{imagedriver.ErrUnauthorized, events.ErrInvalid},
 		{imagedriver.ErrUnsafeEntry, events.ErrInvalid},
 		{imagedriver.ErrInvalidImage, events.ErrInvalid},
+		{imagedriver.ErrIncompatible, events.ErrInvalid},
 		{imagedriver.ErrNotFound, events.ErrNotFound},
 		{&imagedriver.PlatformError{}, events.ErrNotFound},
 		{imagedriver.ErrExists, events.ErrConflict},
