@@ -103,8 +103,12 @@ func (l *latencies) pct(p float64) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
+// benchLifecycle drives containers through run → stop → rm with 50
+// commands in flight (the figure), then with 10 and 1, so that the
+// latency a single command sees can be told apart from the queueing that
+// 50 concurrent clients add (by Little's law, p50 ≈ in flight / rate).
 func benchLifecycle(ctx context.Context, short bool) ([]Row, error) {
-	n, inFlight := 1000, 50
+	n := 1000
 	if short {
 		n = 200
 	}
@@ -113,6 +117,22 @@ func benchLifecycle(ctx context.Context, short bool) ([]Row, error) {
 		return nil, err
 	}
 	defer f.close()
+	var rows []Row
+	for _, inFlight := range []int{50, 10, 1} {
+		count := n
+		if inFlight == 1 {
+			count = n / 5
+		}
+		row, err := lifecycleRun(ctx, f, fmt.Sprintf("life%d", inFlight), count, inFlight)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func lifecycleRun(ctx context.Context, f *agentFixture, prefix string, n, inFlight int) (Row, error) {
 	var lat latencies
 	timed := func(do func() error) error {
 		t := time.Now()
@@ -123,7 +143,7 @@ func benchLifecycle(ctx context.Context, short bool) ([]Row, error) {
 	zero := time.Duration(0)
 	ids := make(chan string, n)
 	for i := range n {
-		ids <- fmt.Sprintf("life-%d", i)
+		ids <- fmt.Sprintf("%s-%d", prefix, i)
 	}
 	close(ids)
 	start := time.Now()
@@ -148,16 +168,16 @@ func benchLifecycle(ctx context.Context, short bool) ([]Row, error) {
 	took := time.Since(start)
 	close(errs)
 	if err := <-errs; err != nil {
-		return nil, err
+		return Row{}, err
 	}
-	return []Row{{Label: fmt.Sprintf("%d containers, %d in flight", n, inFlight), Figures: []Figure{
+	return Row{Label: fmt.Sprintf("%d containers, %d in flight", n, inFlight), Figures: []Figure{
 		{Name: "containers/s", Value: float64(n) / took.Seconds(), Format: "%.1f"},
 		{Name: "commands", Value: float64(len(lat.d))},
 		{Name: "p50 ms", Value: ms(lat.pct(0.50)), Format: "%.2f"},
 		{Name: "p99 ms", Value: ms(lat.pct(0.99)), Format: "%.2f"},
 		{Name: "max ms", Value: ms(lat.pct(1)), Format: "%.2f"},
 		{Name: "target p99 ms", Value: 20},
-	}}}, nil
+	}}, nil
 }
 
 func benchBurst(ctx context.Context, short bool) ([]Row, error) {
