@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"time"
+	"unsafe"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/windows"
@@ -109,7 +110,7 @@ func (h *serviceHandler) note(level zerolog.Level, msg string) {
 
 func requestOf(c svc.ChangeRequest) scmRequest {
 	switch c.Cmd {
-	case svc.Stop, svc.Shutdown:
+	case svc.Stop, svc.PreShutdown, svc.Shutdown:
 		return requestStop
 	case svc.Interrogate:
 		return requestInterrogate
@@ -135,7 +136,7 @@ func svcStatusOf(st scmStatus) svc.Status {
 		}
 	}
 	if st.AcceptStop {
-		s.Accepts = svc.AcceptStop | svc.AcceptShutdown
+		s.Accepts = svc.AcceptStop | svc.AcceptPreShutdown | svc.AcceptShutdown
 	}
 	return s
 }
@@ -198,6 +199,13 @@ func (c winControl) create(spec serviceSpec) (err error) {
 	}
 	if err := s.SetRecoveryActions(actions, uint32(spec.ResetAfter/time.Second)); err != nil {
 		return fmt.Errorf("recovery actions: %w", err)
+	}
+	// At shutdown Windows gives services that accept only Shutdown a few
+	// seconds in all; with PreShutdown, the agent is told first and may take
+	// as long as its stop checkpoints allow.
+	preshutdown := uint32((stopCheckpoints * checkpointEvery) / time.Millisecond)
+	if err := windows.ChangeServiceConfig2(s.Handle, windows.SERVICE_CONFIG_PRESHUTDOWN_INFO, (*byte)(unsafe.Pointer(&preshutdown))); err != nil {
+		return fmt.Errorf("preshutdown timeout: %w", err)
 	}
 	// A non-zero exit code counts as a failure too, not only a crash.
 	if err := s.SetRecoveryActionsOnNonCrashFailures(true); err != nil {

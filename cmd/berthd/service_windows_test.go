@@ -13,6 +13,7 @@ import (
 func TestRequestOf(t *testing.T) {
 	for cmd, want := range map[svc.Cmd]scmRequest{
 		svc.Stop:        requestStop,
+		svc.PreShutdown: requestStop,
 		svc.Shutdown:    requestStop,
 		svc.Interrogate: requestInterrogate,
 		svc.Pause:       requestOther,
@@ -32,7 +33,7 @@ func TestSvcStatus(t *testing.T) {
 		{State: stateStopped},
 	} {
 		s := svcStatusOf(st)
-		if st.AcceptStop != (s.Accepts == svc.AcceptStop|svc.AcceptShutdown) {
+		if st.AcceptStop != (s.Accepts == svc.AcceptStop|svc.AcceptPreShutdown|svc.AcceptShutdown) {
 			t.Errorf("%+v: accepts %d", st, s.Accepts)
 		}
 		if back := scmStatusOf(s); back != st {
