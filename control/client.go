@@ -25,6 +25,10 @@ const DefaultTimeout = 30 * time.Second
 // it twice.
 var ErrPending = errors.New("command queued, no reply yet")
 
+// ErrForbidden reports a command the NATS server refused to take from this
+// connection's user: its permissions do not allow publishing it.
+var ErrForbidden = errors.New("not permitted")
+
 // Client talks to one node's agent: it sends commands through the durable
 // inbox and asks queries of the micro service. It is safe for concurrent use.
 type Client struct {
@@ -114,6 +118,8 @@ func (c *Client) Do(ctx context.Context, cmd events.Command) (events.Reply, erro
 	msg.Header.Set(events.HeaderReplyTo, inbox)
 	ack, err := c.js.PublishMsg(ctx, msg, jetstream.WithMsgID(cmd.ID))
 	switch {
+	case err != nil && refused(c.nc, msg.Subject):
+		return events.Reply{}, fmt.Errorf("command %s: %w: the NATS server refused to take %s from this user: %w", cmd.ID, ErrForbidden, msg.Subject, c.nc.LastError())
 	case errors.Is(err, jetstream.ErrNoStreamResponse):
 		return events.Reply{}, fmt.Errorf("%w: command %s: no inbox stream for node %s answered: %w", events.ErrUnavailable, cmd.ID, c.subj.Node, err)
 	case err != nil && ctx.Err() != nil:
@@ -200,6 +206,14 @@ func (c *Client) Stop(ctx context.Context, container string, timeout *time.Durat
 // Kill terminates container at once.
 func (c *Client) Kill(ctx context.Context, container string) (events.ContainerResult, error) {
 	return c.do(ctx, events.Command{Verb: events.VerbKill, Container: container})
+}
+
+// refused reports whether the server's last asynchronous error on nc is a
+// refusal to let it publish to subject. NATS reports that asynchronously,
+// so a refused publish otherwise looks like a timeout.
+func refused(nc *nats.Conn, subject string) bool {
+	err := nc.LastError()
+	return errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), `Publish to "`+subject+`"`)
 }
 
 // Remove removes container; force kills it first if it is running.

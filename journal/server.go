@@ -30,11 +30,20 @@ type ServerOptions struct {
 	DataDir string
 	// Listen is "" for no network listener (in-process clients only), or a
 	// host:port such as "127.0.0.1:4222"; port 0 or -1 picks a free port.
-	// A listener on an address other than loopback requires User.
+	// A listener requires authentication: Credentials or User.
 	Listen string
 	// User and Password, when User is set, are required of every client,
 	// in-process ones included.
 	User, Password string
+	// Credentials, when set, make the server accept only their NKey users,
+	// each with its role's [Permissions] for Subjects' node, in-process
+	// clients included; [Server.Connect] signs in as the agent.
+	Credentials *Credentials
+	Subjects    events.Subjects
+	// TLS, when it names a certificate, makes the listener speak TLS; when
+	// it also names a CA, clients must present a certificate it signed.
+	// In-process clients never use TLS.
+	TLS TLSFiles
 	// SyncAlways makes JetStream fsync every write before acknowledging it.
 	SyncAlways bool
 	// MaxStore limits JetStream file storage in bytes; 0 means DefaultMaxStore.
@@ -50,6 +59,7 @@ type ServerOptions struct {
 type Server struct {
 	ns             *server.Server
 	user, password string
+	agent          nats.Option // signs in as the agent, with Credentials
 	listening      bool
 }
 
@@ -80,13 +90,32 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		if o.User == "" && !isLoopback(host) {
-			return nil, fmt.Errorf("%w: listen %s: a listener beyond loopback needs a user and password", events.ErrInvalid, o.Listen)
+		if o.User == "" && o.Credentials == nil {
+			return nil, fmt.Errorf("%w: listen %s: a listener needs credentials or a user and password", events.ErrInvalid, o.Listen)
 		}
 		opts.Host, opts.Port = host, port
+		if err := listenTLS(opts, o.TLS); err != nil {
+			return nil, err
+		}
+	} else if !o.TLS.IsZero() {
+		return nil, fmt.Errorf("%w: tls: certificates are for a listener, and there is none", events.ErrInvalid)
+	}
+	if o.User != "" && o.Credentials != nil {
+		return nil, fmt.Errorf("%w: server options: a user and password, or credentials, not both", events.ErrInvalid)
 	}
 	if o.User != "" {
 		opts.Users = []*server.User{{Username: o.User, Password: o.Password}}
+	}
+	var agent nats.Option
+	if o.Credentials != nil {
+		us, err := o.Credentials.nkeyUsers(o.Subjects)
+		if err != nil {
+			return nil, err
+		}
+		if agent, err = o.Credentials.AgentOption(); err != nil {
+			return nil, err
+		}
+		opts.Nkeys = us
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -107,7 +136,27 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 		ns.WaitForShutdown()
 		return nil, fmt.Errorf("nats server start: %w: jetstream is not enabled (see the server log)", events.ErrUnavailable)
 	}
-	return &Server{ns: ns, user: o.User, password: o.Password, listening: o.Listen != ""}, nil
+	return &Server{ns: ns, user: o.User, password: o.Password, agent: agent, listening: o.Listen != ""}, nil
+}
+
+// listenTLS sets the listener's TLS from f.
+func listenTLS(opts *server.Options, f TLSFiles) error {
+	if f.IsZero() {
+		return nil
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	if f.Cert == "" {
+		return fmt.Errorf("%w: tls: the listener needs a certificate and key", events.ErrInvalid)
+	}
+	cfg, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: f.Cert, KeyFile: f.Key, CaFile: f.CA, Verify: f.CA != ""})
+	if err != nil {
+		return fmt.Errorf("%w: tls: %v", events.ErrInvalid, err)
+	}
+	opts.TLSConfig, opts.TLS, opts.TLSVerify = cfg, true, f.CA != ""
+	opts.TLSTimeout = 2
+	return nil
 }
 
 func listenAddr(addr string) (string, int, error) {
@@ -125,20 +174,15 @@ func listenAddr(addr string) (string, int, error) {
 	return host, port, nil
 }
 
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // Connect opens an in-process connection to the server, authenticated as
-// the configured user. opts are applied after berth's own options.
+// the configured user, or as the agent with Credentials. opts are applied after berth's own options.
 func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	base := []nats.Option{nats.InProcessServer(s.ns), nats.Name("berth-inprocess")}
 	if s.user != "" {
 		base = append(base, nats.UserInfo(s.user, s.password))
+	}
+	if s.agent != nil {
+		base = append(base, s.agent)
 	}
 	nc, err := nats.Connect("", append(base, opts...)...)
 	if err != nil {

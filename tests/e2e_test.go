@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,7 +20,13 @@ import (
 // started before the outage.
 func TestCommandsSurviveAnAgentOutage(t *testing.T) {
 	ctx := context.Background()
-	srv, err := journal.StartServer(ctx, journal.ServerOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:-1"})
+	dir := t.TempDir()
+	creds, err := journal.InitCredentials(filepath.Join(dir, "auth"), events.NewSubjects("", testNode))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := journal.StartServer(ctx, journal.ServerOptions{DataDir: dir, Listen: "127.0.0.1:-1",
+		Credentials: &creds, Subjects: events.NewSubjects("", testNode)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +34,7 @@ func TestCommandsSurviveAnAgentOutage(t *testing.T) {
 	host := winsim.New()
 	defer host.Close()
 	start := func() *agent.Agent {
-		return startAgent(t, agent.Options{NATSURL: srv.ClientURL(), Replicas: 1, Compute: host.Compute()})
+		return startAgent(t, agent.Options{NATSURL: srv.ClientURL(), Credentials: &creds, Replicas: 1, Compute: host.Compute()})
 	}
 	stop := func(a *agent.Agent) { stopAgent(t, a) }
 	nc, err := srv.Connect()

@@ -97,6 +97,8 @@ func TestCLI_ExitCodes(t *testing.T) {
 		{[]string{"network", "configure", "--cluster-cidr", "10.200.0.0/16", "--node-slice", "10.200.1.0/24", "--type", "vxlan"}, exitUsage, "--type"},
 		{[]string{"--node", "Bad_Node", "ps"}, exitUsage, "--node"},
 		{[]string{"--timeout", "0s", "ps"}, exitUsage, "--timeout"},
+		{[]string{"--nkey", "no-such.nk", "ps"}, exitUsage, "--nkey"},
+		{[]string{"--tls-cert", "client.pem", "ps"}, exitUsage, "a certificate needs its key"},
 		{[]string{"--nats-url", "nats://u:secret@127.0.0.1:1", "--timeout", "200ms", "ps"}, exitFailure, "connecting to nats://u:xxxxx@127.0.0.1:1"},
 	}
 	for _, tt := range tests {
@@ -107,6 +109,33 @@ func TestCLI_ExitCodes(t *testing.T) {
 		if strings.Contains(stderr, "secret") {
 			t.Errorf("berth %v printed the password: %q", tt.args, stderr)
 		}
+	}
+}
+
+// TestCLI_NKey signs in to a server that knows only berth's NKey users:
+// with --nkey (or BERTH_NKEY) the CLI gets in, without it the server
+// refuses it.
+func TestCLI_NKey(t *testing.T) {
+	dir := t.TempDir()
+	subj := events.NewSubjects("", node)
+	creds, err := journal.InitCredentials(dir, subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := journal.StartServer(context.Background(), journal.ServerOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Credentials: &creds, Subjects: subj})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	url := ns.ClientURL()
+	// Signed in, the query finds no agent (none runs): not an auth error.
+	code, _, stderr := berth(t, url, "--nkey", journal.SeedFile(dir, journal.RoleOperator), "--timeout", "1s", "ps")
+	if code != exitFailure || !strings.Contains(stderr, "no agent answers") {
+		t.Errorf("berth --nkey operator.nk ps: exit %d, %q; want exit 1, no agent answers", code, stderr)
+	}
+	code, _, stderr = berth(t, url, "--timeout", "1s", "ps")
+	if code != exitFailure || !strings.Contains(stderr, "Authorization Violation") {
+		t.Errorf("berth ps without a key: exit %d, %q; want exit 1, authorization violation", code, stderr)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/berthhq/berth/control"
 	"github.com/berthhq/berth/events"
+	"github.com/berthhq/berth/journal"
 )
 
 // Exit codes.
@@ -52,6 +53,8 @@ type cli struct {
 
 	natsURL string
 	creds   string
+	nkey    string
+	tls     journal.TLSFiles
 	node    string
 	prefix  string
 	timeout time.Duration
@@ -102,7 +105,10 @@ func (c *cli) rootCmd() *cobra.Command {
 and asks the node's query service, over NATS. A command sent while the agent is
 down is kept and runs when the agent comes back.
 
-The NATS URL may carry credentials: nats://user:password@host:4222.`,
+Sign in with an NKey seed file that berthd auth init wrote (--nkey control.nk for
+the control plane, operator.nk to only read), a credentials file (--creds), or a
+user and password in the URL: nats://user:password@host:4222. For TLS, give the
+server's CA (--tls-ca) and, if the server asks for one, a client certificate.`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		PersistentPreRunE: c.checkGlobals,
@@ -111,6 +117,10 @@ The NATS URL may carry credentials: nats://user:password@host:4222.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&c.natsURL, "nats-url", c.env("BERTH_NATS_URL", nats.DefaultURL), "NATS server URL (env BERTH_NATS_URL)")
 	pf.StringVar(&c.creds, "creds", c.env("BERTH_NATS_CREDS", ""), "NATS credentials file (env BERTH_NATS_CREDS)")
+	pf.StringVar(&c.nkey, "nkey", c.env("BERTH_NKEY", ""), "NKey seed file to sign in with (env BERTH_NKEY)")
+	pf.StringVar(&c.tls.CA, "tls-ca", c.env("BERTH_TLS_CA", ""), "CA of the NATS server's certificate, PEM (env BERTH_TLS_CA)")
+	pf.StringVar(&c.tls.Cert, "tls-cert", c.env("BERTH_TLS_CERT", ""), "client certificate, PEM (env BERTH_TLS_CERT)")
+	pf.StringVar(&c.tls.Key, "tls-key", c.env("BERTH_TLS_KEY", ""), "client certificate's private key, PEM (env BERTH_TLS_KEY)")
 	pf.StringVar(&c.node, "node", c.env("BERTH_NODE", defaultNode(os.Hostname)), "node id (env BERTH_NODE, else this host's name)")
 	pf.StringVar(&c.prefix, "prefix", c.env("BERTH_PREFIX", events.DefaultPrefix), "subject prefix (env BERTH_PREFIX)")
 	pf.DurationVar(&c.timeout, "timeout", control.DefaultTimeout, "how long to wait for the agent")
@@ -174,6 +184,18 @@ func (c *cli) connect() (*control.Client, error) {
 	if c.creds != "" {
 		opts = append(opts, nats.UserCredentials(c.creds))
 	}
+	if c.nkey != "" {
+		sign, err := nats.NkeyOptionFromSeed(c.nkey)
+		if err != nil {
+			return nil, usageError(fmt.Errorf("invalid argument %q for --nkey: %w", c.nkey, err))
+		}
+		opts = append(opts, sign)
+	}
+	tlsOpts, err := c.tls.ClientOptions()
+	if err != nil {
+		return nil, usageError(err)
+	}
+	opts = append(opts, tlsOpts...)
 	nc, err := nats.Connect(c.natsURL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", redact(c.natsURL), err)

@@ -9,14 +9,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -29,6 +26,7 @@ import (
 	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/internal/agent"
 	"github.com/berthhq/berth/internal/metrics"
+	"github.com/berthhq/berth/journal"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -48,6 +46,8 @@ type options struct {
 	natsURL       string
 	natsUser      string
 	natsPassword  string
+	authDir       string
+	tls           journal.TLSFiles
 	replicas      int
 	hostOps       int
 	stopTimeout   time.Duration
@@ -82,10 +82,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	f.StringVar(&o.node, "node", defaultNode(), "node id: [a-z0-9][a-z0-9-]{0,62}")
 	f.StringVar(&o.prefix, "prefix", events.DefaultPrefix, "NATS subject prefix")
 	f.StringVar(&o.owner, "owner", "berth", "owner tag on every host object berth creates")
-	f.StringVar(&o.listen, "listen", "", "embedded NATS: also listen on this loopback address (host:port), with authentication")
+	f.StringVar(&o.listen, "listen", "", "embedded NATS: also listen on this address (host:port); clients sign in with the NKeys of --auth-dir")
 	f.StringVar(&o.natsURL, "nats-url", "", "use this external NATS server instead of the embedded one")
-	f.StringVar(&o.natsUser, "nats-user", "berth", "NATS user (listener of the embedded server, or external server)")
-	f.StringVar(&o.natsPassword, "nats-password", "", "NATS password; with --listen and none given, one is generated into DATA-DIR/nats-password")
+	f.StringVar(&o.authDir, "auth-dir", "", "NKey credentials (berthd auth init); default DATA-DIR/auth, made on the first --listen")
+	f.StringVar(&o.natsUser, "nats-user", "berth", "external NATS user, when --auth-dir holds no credentials")
+	f.StringVar(&o.natsPassword, "nats-password", "", "external NATS password, when --auth-dir holds no credentials")
+	f.StringVar(&o.tls.CA, "tls-ca", "", "external NATS: the server's CA; --listen: the CA client certificates must be signed by (PEM)")
+	f.StringVar(&o.tls.Cert, "tls-cert", "", "external NATS: client certificate; --listen: the listener's certificate (PEM)")
+	f.StringVar(&o.tls.Key, "tls-key", "", "the private key of --tls-cert (PEM)")
 	f.IntVar(&o.replicas, "replicas", 0, "stream replicas (default 1 embedded, 3 external)")
 	f.IntVar(&o.hostOps, "host-ops", 32, "concurrent host operations")
 	f.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "grace period of a stop that names none")
@@ -100,6 +104,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	})
 	addServiceCommand(cmd, &o)
 	addConfigCommand(cmd)
+	addAuthCommand(cmd, &o)
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(stderr, "berthd:", err)
 		if errors.Is(err, errServiceUnsupported) {
@@ -175,15 +180,12 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 
 	ao := agent.Options{
 		Node: o.node, Prefix: o.prefix, Owner: o.owner, DataDir: o.dataDir,
-		Listen: o.listen, User: o.natsUser, Password: o.natsPassword, NATSURL: o.natsURL, Replicas: o.replicas,
+		Listen: o.listen, User: o.natsUser, Password: o.natsPassword, NATSURL: o.natsURL, TLS: o.tls, Replicas: o.replicas,
 		Host: h.name, Compute: h.compute, Network: h.network, HostOps: o.hostOps, StopTimeout: o.stopTimeout,
 		SnapshotEvery: o.snapshotEvery, Metrics: m, Logger: log,
 	}
-	if o.listen != "" && o.natsURL == "" && o.natsPassword == "" {
-		if ao.Password, err = password(o); err != nil {
-			return err
-		}
-		log.Info().Str("file", filepath.Join(o.dataDir, "nats-password")).Msg("the NATS listener's password is kept in the data directory")
+	if ao.Credentials, err = credentials(o, log); err != nil {
+		return err
 	}
 	a, err := agent.Start(ctx, ao)
 	if err != nil {
@@ -195,24 +197,4 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return a.Stop(sctx)
-}
-
-// password returns the password kept in DATA-DIR/nats-password, generated
-// on first use.
-func password(o options) (string, error) {
-	path := filepath.Join(o.dataDir, "nats-password")
-	if b, err := os.ReadFile(path); err == nil {
-		return strings.TrimSpace(string(b)), nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("reading the NATS password: %w", err)
-	}
-	buf := make([]byte, 18)
-	if _, err := rand.Read(buf); err != nil {
-		return "", err
-	}
-	pw := hex.EncodeToString(buf)
-	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("writing the NATS password: %w", err)
-	}
-	return pw, nil
 }

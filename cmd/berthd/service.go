@@ -184,7 +184,7 @@ func newServiceSpec(exe string, flags *pflag.FlagSet, args []string) (serviceSpe
 	if !dataDir.Changed {
 		return serviceSpec{}, errors.New("--data-dir is required")
 	}
-	for _, name := range []string{"data-dir", "config"} { // the service runs in another directory
+	for _, name := range []string{"data-dir", "config", "auth-dir", "tls-ca", "tls-cert", "tls-key"} { // the service runs in another directory
 		f := fs.Lookup(name)
 		if f == nil || !f.Changed {
 			continue

@@ -31,11 +31,19 @@ type Options struct {
 	Prefix  string // subject prefix; events.DefaultPrefix when empty
 	Owner   string // owner tag; "berth" when empty
 	DataDir string // embedded NATS keeps its store in DataDir/nats
-	// Listen, User and Password configure the embedded server's listener
-	// (off when Listen is empty). NATSURL selects an external server instead.
+	// Listen (empty: no listener) and Credentials configure the embedded
+	// server's listener, which requires authentication: Credentials, else
+	// User and Password. NATSURL selects an external server instead, which
+	// the agent signs in to with Credentials' agent seed, else User and
+	// Password when Password is set.
 	Listen, User, Password string
+	Credentials            *journal.Credentials
 	NATSURL                string
-	Replicas               int // stream replicas; 1 embedded, 3 external when 0
+	// TLS is the external server's CA and the agent's client certificate,
+	// or the embedded listener's certificate and the CA its clients'
+	// certificates must be signed by.
+	TLS      journal.TLSFiles
+	Replicas int // stream replicas; 1 embedded, 3 external when 0
 	// Host names the compute host in node.started ("hcs" or "winsim").
 	Host    string
 	Compute hcsdriver.Driver
@@ -150,8 +158,18 @@ func (a *Agent) connect(ctx context.Context, o *Options) error {
 		if o.Replicas == 0 {
 			o.Replicas = 3
 		}
-		var opts []nats.Option
-		if o.Password != "" {
+		opts, err := o.TLS.ClientOptions()
+		if err != nil {
+			return err
+		}
+		switch {
+		case o.Credentials != nil:
+			sign, err := o.Credentials.AgentOption()
+			if err != nil {
+				return err
+			}
+			opts = append(opts, sign)
+		case o.Password != "":
 			opts = append(opts, nats.UserInfo(o.User, o.Password))
 		}
 		nc, err := journal.Connect(ctx, o.NATSURL, opts...)
@@ -161,10 +179,14 @@ func (a *Agent) connect(ctx context.Context, o *Options) error {
 		a.Conn = nc
 		return nil
 	}
-	s, err := journal.StartServer(ctx, journal.ServerOptions{
-		DataDir: filepath.Join(o.DataDir, "nats"), Listen: o.Listen, User: o.User, Password: o.Password,
-		SyncAlways: true, Logger: o.Logger.With().Str("component", "nats").Logger(),
-	})
+	so := journal.ServerOptions{
+		DataDir: filepath.Join(o.DataDir, "nats"), Listen: o.Listen, Credentials: o.Credentials, Subjects: a.Subjects,
+		TLS: o.TLS, SyncAlways: true, Logger: o.Logger,
+	}
+	if o.Credentials == nil {
+		so.User, so.Password = o.User, o.Password
+	}
+	s, err := journal.StartServer(ctx, so)
 	if err != nil {
 		return fmt.Errorf("starting embedded NATS: %w", err)
 	}
@@ -173,7 +195,7 @@ func (a *Agent) connect(ctx context.Context, o *Options) error {
 		return fmt.Errorf("connecting to embedded NATS: %w", err)
 	}
 	if u := s.ClientURL(); u != "" {
-		o.Logger.Info().Str("url", u).Str("user", o.User).Msg("embedded NATS listening")
+		o.Logger.Info().Str("url", u).Bool("nkeys", o.Credentials != nil).Bool("tls", !o.TLS.IsZero()).Msg("embedded NATS listening")
 	}
 	return nil
 }
