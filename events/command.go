@@ -18,12 +18,15 @@ const (
 	VerbStop   = "stop"
 	VerbKill   = "kill"
 	VerbRemove = "remove"
+	// VerbExec runs a process in a running container; the command's id
+	// names the exec session.
+	VerbExec = "exec"
 	// VerbNetworkConfigure sets the node's network; it names no container.
 	VerbNetworkConfigure = "network.configure"
 )
 
 // Verbs lists the verbs this version of the agent executes.
-var Verbs = []string{VerbCreate, VerbStart, VerbRun, VerbStop, VerbKill, VerbRemove, VerbNetworkConfigure}
+var Verbs = []string{VerbCreate, VerbStart, VerbRun, VerbStop, VerbKill, VerbRemove, VerbExec, VerbNetworkConfigure}
 
 // MaxCommandSize bounds an encoded command. Larger commands are refused
 // before they are decoded.
@@ -40,6 +43,7 @@ type Command struct {
 	Timeout   *Duration      `json:"timeout,omitempty"` // stop: grace period before terminate
 	Force     bool           `json:"force,omitempty"`   // remove: kill a running container first
 	Network   *NetworkConfig `json:"network,omitempty"` // network.configure
+	Exec      *ExecSpec      `json:"exec,omitempty"`    // exec
 }
 
 // Validate checks a decoded command: the id, the verb, the container id
@@ -73,6 +77,13 @@ func (c *Command) Validate() error {
 		return fmt.Errorf("%w: timeout: %s is outside 0s..1h", ErrInvalid, c.Timeout.Std())
 	case c.Force && c.Verb != VerbRemove:
 		return fmt.Errorf("%w: force: only remove takes force", ErrInvalid)
+	case c.Verb == VerbExec && c.Exec == nil:
+		return fmt.Errorf("%w: exec: required by %s", ErrInvalid, c.Verb)
+	case c.Verb != VerbExec && c.Exec != nil:
+		return fmt.Errorf("%w: exec: only %s takes an exec spec", ErrInvalid, VerbExec)
+	}
+	if c.Exec != nil {
+		return c.Exec.Validate()
 	}
 	if needSpec {
 		return c.Spec.Validate()
@@ -92,6 +103,8 @@ func (c *Command) validateNetwork() error {
 		return fmt.Errorf("%w: timeout: only stop takes a timeout", ErrInvalid)
 	case c.Force:
 		return fmt.Errorf("%w: force: only remove takes force", ErrInvalid)
+	case c.Exec != nil:
+		return fmt.Errorf("%w: exec: only %s takes an exec spec", ErrInvalid, VerbExec)
 	case c.Network == nil:
 		return fmt.Errorf("%w: network: required by %s", ErrInvalid, c.Verb)
 	}

@@ -227,6 +227,9 @@ func Allowed(typ string, p Phase) bool {
 }
 
 func (s *State) applyContainer(e *Event) error {
+	if e.Type == ContainerExecStarted || e.Type == ContainerExecExited {
+		return s.applyExec(e)
+	}
 	t, known := transitions[e.Type]
 	if !known {
 		return fmt.Errorf("%w: event %s: unknown container event type %q", ErrInvalid, e.ID, e.Type)
@@ -324,6 +327,32 @@ func (s *State) applyContainer(e *Event) error {
 		c.Error = failure.Error
 	case ContainerRemoved:
 		delete(s.Containers, e.Subject)
+	}
+	return nil
+}
+
+// applyExec folds an exec event. An exec starts only in a running
+// container; its exit may be recorded in any phase, even after the
+// container's record has left the fold (a forced remove ends its execs).
+// Neither changes the container's phase or intent.
+func (s *State) applyExec(e *Event) error {
+	c := s.Containers[e.Subject]
+	if e.Type == ContainerExecStarted {
+		var d ExecStartedData
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		if c == nil || c.Phase != PhaseRunning {
+			return fmt.Errorf("%w: %s for container %s, which is not running", ErrWrongPhase, e.Short(), e.Subject)
+		}
+	} else {
+		var x ExecExit
+		if err := e.Decode(&x); err != nil {
+			return err
+		}
+	}
+	if c != nil {
+		c.Seq = e.Seq
 	}
 	return nil
 }

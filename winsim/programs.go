@@ -327,6 +327,8 @@ func (sh *shell) command(text string) (code int, exited bool) {
 		}
 		return code, true
 	case "rem":
+	case "for":
+		return sh.forLoop(args, out, errw)
 	case "cd", "chdir":
 		dir := strings.TrimSpace(args)
 		if d, ok := strings.CutPrefix(dir, "/d "); ok {
@@ -357,6 +359,55 @@ func (sh *shell) command(text string) (code int, exited bool) {
 			break
 		}
 		sh.errorlevel = invoke(prog, &exec{g: sh.x.g, argv: argv, rest: args, stdout: out, stderr: errw})
+	}
+	return sh.errorlevel, false
+}
+
+// forLoop runs cmd's counting loop, FOR /L %v IN (start,step,end) DO
+// command: the command runs once per value, with %v replaced by it, and is
+// echoed with a prompt unless it starts with '@', as cmd does with echo on.
+// Other forms of FOR are refused as cmd refuses a malformed one.
+func (sh *shell) forLoop(args string, out, errw stream) (code int, exited bool) {
+	syntax := func() (int, bool) {
+		errw.print(strings.TrimSpace(args) + " was unexpected at this time.\r\n")
+		sh.errorlevel = 255
+		return sh.errorlevel, false
+	}
+	f := strings.Fields(args)
+	if len(f) < 5 || !strings.EqualFold(f[0], "/l") || len(f[1]) != 2 || f[1][0] != '%' || !strings.EqualFold(f[2], "in") {
+		return syntax()
+	}
+	v := f[1]
+	rest := strings.TrimSpace(args[strings.Index(args, f[2])+len(f[2]):])
+	lp, rp := strings.IndexByte(rest, '('), strings.IndexByte(rest, ')')
+	if lp != 0 || rp < 0 {
+		return syntax()
+	}
+	var bounds [3]int
+	for i, s := range strings.Split(rest[1:rp], ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if i > 2 || err != nil {
+			return syntax()
+		}
+		bounds[i] = n
+	}
+	do, body := cutArg(rest[rp+1:])
+	body = strings.TrimLeft(body, " \t")
+	if !strings.EqualFold(do, "do") || body == "" {
+		return syntax()
+	}
+	start, step, end := bounds[0], bounds[1], bounds[2]
+	for i := start; (step > 0 && i <= end) || (step < 0 && i >= end); i += step {
+		if !sh.x.g.alive() {
+			return sh.errorlevel, true
+		}
+		line := strings.ReplaceAll(body, v, strconv.Itoa(i))
+		if !strings.HasPrefix(line, "@") {
+			out.print("\r\n" + sh.x.g.cwd + ">" + line + "\r\n")
+		}
+		if code, exited := sh.run(line); exited {
+			return code, true
+		}
 	}
 	return sh.errorlevel, false
 }

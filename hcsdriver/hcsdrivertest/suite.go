@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -67,6 +68,9 @@ func Run(t *testing.T, h Harness) {
 		{"InitExitKeepsSystemRunning", testInitExit},
 		{"ProcessOutputAndExitCode", testProcessOutput},
 		{"ProcessStdin", testProcessStdin},
+		{"ProcessCloseStdin", testProcessCloseStdin},
+		{"ProcessEnvironment", testProcessEnvironment},
+		{"ProcessManyLines", testProcessManyLines},
 		{"StdioOnce", testStdioOnce},
 		{"EmulateConsole", testEmulateConsole},
 		{"ExitCodeUnknownBeforeExit", testExitCodeBeforeExit},
@@ -506,6 +510,63 @@ func testProcessStdin(t *testing.T, h Harness) {
 	r := h.run(t, s, "cmd /c more", "hello\r\nworld\r\n")
 	if r.code != 0 || !strings.Contains(r.stdout, "hello\r\nworld\r\n") {
 		t.Errorf("more: got %+v, want the input echoed and exit code 0", r)
+	}
+}
+
+func testProcessCloseStdin(t *testing.T, h Harness) {
+	s := h.started(t, h.NewDriver(t))
+	p := h.spawn(t, s, hcsdriver.ProcessConfig{CommandLine: "cmd /c more", Stdin: true, Stdout: true})
+	in, out, _, err := p.Stdio()
+	if err != nil {
+		t.Fatalf("Stdio: %v", err)
+	}
+	outc := drain(out)
+	if _, err := io.WriteString(in, "typed\r\n"); err != nil {
+		t.Fatalf("write stdin: %v", err)
+	}
+	// The process must end on CloseStdin alone, without the caller closing
+	// its end of the pipe.
+	if err := p.CloseStdin(h.ctx(t)); err != nil {
+		t.Fatalf("CloseStdin: %v", err)
+	}
+	if err := p.Wait(h.ctx(t)); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	if code, err := p.ExitCode(); err != nil || code != 0 {
+		t.Errorf("ExitCode() = %d, %v; want 0", code, err)
+	}
+	if got := <-outc; !strings.Contains(got, "typed\r\n") {
+		t.Errorf("stdout = %q, want the input echoed", got)
+	}
+	in.Close()
+}
+
+func testProcessEnvironment(t *testing.T, h Harness) {
+	s := h.started(t, h.NewDriver(t))
+	p := h.spawn(t, s, hcsdriver.ProcessConfig{
+		CommandLine: `cmd /c "echo %BERTH_TEST%& echo %USERNAME%& cd"`, Environment: map[string]string{"BERTH_TEST": "v=1"},
+		WorkingDirectory: `C:\Windows`, User: "ContainerUser", Stdout: true,
+	})
+	_, out, _, err := p.Stdio()
+	if err != nil {
+		t.Fatalf("Stdio: %v", err)
+	}
+	outc := drain(out)
+	if err := p.Wait(h.ctx(t)); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	if got, want := <-outc, "v=1\r\nContainerUser\r\nC:\\Windows\r\n"; got != want {
+		t.Errorf("stdout = %q, want %q", got, want)
+	}
+}
+
+func testProcessManyLines(t *testing.T, h Harness) {
+	s := h.started(t, h.NewDriver(t))
+	const n = 2000
+	r := h.run(t, s, fmt.Sprintf(`cmd /c "for /l %%i in (1,1,%d) do @echo line %%i"`, n), "")
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\r\n"), "\r\n")
+	if r.code != 0 || len(lines) != n || lines[0] != "line 1" || lines[n-1] != fmt.Sprintf("line %d", n) {
+		t.Errorf("got code %d and %d lines (first %q, last %q), want 0 and %d lines", r.code, len(lines), lines[0], lines[len(lines)-1], n)
 	}
 }
 
