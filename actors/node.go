@@ -16,6 +16,7 @@ import (
 
 	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/hcsdriver"
+	"github.com/berthhq/berth/imagedriver"
 	"github.com/berthhq/berth/netdriver"
 )
 
@@ -58,7 +59,22 @@ type Config struct {
 	// took and its error. It is called from many goroutines and must be
 	// cheap.
 	OnHostCall func(op string, took time.Duration, err error)
-	Logger     zerolog.Logger
+	// Images and Layers, when both set, give containers their image: a
+	// create pulls the image its spec names according to its pull policy,
+	// creates the container's scratch layer in Layers over the image's
+	// layers, and runs the image's command unless the spec names one; a
+	// remove deletes the scratch layer; the image verbs work. Unset,
+	// containers are created without layers (their spec must name a
+	// command) and the image verbs are refused with 503.
+	Images ImagePuller
+	Layers imagedriver.LayerStore
+	// Platform is what the host runs: pulls choose the image that best
+	// runs on it.
+	Platform imagedriver.Platform
+	// OnPullProgress, when set, receives each pull's progress, by the
+	// pull's normalized reference, at most every ProgressInterval per pull.
+	OnPullProgress func(ref string, u imagedriver.ProgressUpdate)
+	Logger         zerolog.Logger
 }
 
 // Node is a running node actor and its containers. Its methods are safe for
@@ -75,6 +91,8 @@ type Node struct {
 
 	net    *netState                 // the network actor's state; set by the node actor at boot
 	netPID atomic.Pointer[actor.PID] // the network actor; nil while networking is off
+	img    *imageState               // the image actor's state; set by the node actor at boot
+	imgPID atomic.Pointer[actor.PID] // the image actor; nil while images are off
 }
 
 // New checks cfg and prepares a node; Start runs it. Between the two, the

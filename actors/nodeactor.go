@@ -78,6 +78,8 @@ func (a *nodeActor) Receive(ctx actor.Context) {
 		default:
 			m.reply <- result[events.Exit]{err: notFound(m.id)}
 		}
+	case *imagesReq:
+		m.reply <- result[imageView]{v: viewOf(a.st)}
 	case *recordReq:
 		var rec *events.Container
 		if c, ok := a.st.Containers[m.id]; ok {
@@ -116,6 +118,18 @@ func (a *nodeActor) spawnAll(ctx actor.Context) {
 			panic(fmt.Sprintf("spawning the network actor: %v", err))
 		}
 		n.netPID.Store(pid)
+	}
+	if n := a.n; n.imagesOn() {
+		if n.img == nil {
+			n.img = &imageState{pulls: map[string]*pullJob{}, leases: map[string]int{}}
+		}
+		props := actor.PropsFromProducer(func() actor.Actor { return &imageActor{n: n, imageState: n.img} },
+			actor.WithReceiverMiddleware(n.recoverPanics))
+		pid, err := ctx.SpawnNamed(props, "image")
+		if err != nil {
+			panic(fmt.Sprintf("spawning the image actor: %v", err))
+		}
+		n.imgPID.Store(pid)
 	}
 	for id := range a.st.Containers {
 		a.spawn(ctx, id)
@@ -158,6 +172,15 @@ func (a *nodeActor) submit(ctx actor.Context, m *submitMsg) {
 		}
 		p.local = true
 		a.recordOutcome(ctx, m.cmd, fmt.Errorf("%w: networking is off on this agent: it has no network driver", events.ErrUnavailable))
+		return
+	}
+	if events.IsImageVerb(m.cmd.Verb) {
+		if pid := a.n.imgPID.Load(); pid != nil {
+			ctx.Send(pid, &cmdMsg{cmd: m.cmd})
+			return
+		}
+		p.local = true
+		a.recordOutcome(ctx, m.cmd, fmt.Errorf("%w: images are off on this agent: it has no image puller or layer store", events.ErrUnavailable))
 		return
 	}
 	ch, ok := a.children[m.cmd.Container]

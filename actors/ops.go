@@ -155,23 +155,49 @@ func (e *opEnv) run(ctx context.Context) opResult {
 // released.
 func (e *opEnv) createSystem(ctx context.Context, r *opResult) (ok bool, facts []events.Event, err error) {
 	spec := e.cmd.Spec
-	if len(spec.Command.Entrypoint)+len(spec.Command.Args) == 0 {
-		// Images are not pulled yet, so the image's default command is unknown.
-		return false, nil, fmt.Errorf("%w: spec.command: an entrypoint or args are required", events.ErrInvalid)
+	var img *events.Image
+	if e.n.imagesOn() {
+		// The image first: a create whose image cannot be had leaves no
+		// record, as docker run leaves no container.
+		im, err := e.n.ensureImage(ctx, spec.Image, e.cmd.Auth)
+		if err != nil {
+			return false, nil, err
+		}
+		defer e.n.releaseImage(im.ID)
+		merged, err := withImage(*spec, spec.Image.Ref, im.Config)
+		if err != nil {
+			return false, nil, err
+		}
+		spec, img = &merged, &im
+	} else if len(spec.Command.Entrypoint)+len(spec.Command.Args) == 0 {
+		return false, nil, fmt.Errorf("%w: spec.command: an entrypoint or args are required: this agent has no images to take a command from", events.ErrInvalid)
 	}
 	if ep := e.rec.Endpoint; ep != nil { // an earlier create failed and could not delete its endpoint
 		if err := e.detach(ctx, r, ep); err != nil {
 			return false, nil, err
 		}
 	}
+	if e.rec.Scratch != nil { // nor its scratch layer
+		if err := e.removeScratch(ctx, r); err != nil {
+			return false, nil, err
+		}
+	}
 	if err := e.intent(ctx, r, events.ContainerCreating, events.CreatingData{Spec: *spec, Owner: e.n.cfg.Owner}); err != nil {
 		return false, nil, journalErr(err)
 	}
+	cfg := computeConfig(e.id, e.n.cfg.Owner, spec)
+	if img != nil {
+		sc, layers, err := e.createScratch(ctx, r, img)
+		if err != nil {
+			return false, []events.Event{e.event(events.ContainerCreateFailed, failure(err))}, err
+		}
+		cfg.Layers, cfg.VolumePath, cfg.LayerFolderPath = layers, sc.VolumePath, sc.Path
+	}
 	ep, err := e.attach(ctx, r)
 	if err != nil {
+		e.dropScratch(ctx, r, img != nil)
 		return false, []events.Event{e.event(events.ContainerCreateFailed, failure(err))}, err
 	}
-	cfg := computeConfig(e.id, e.n.cfg.Owner, spec)
 	if ep != nil {
 		cfg.Endpoints, cfg.DNSSearchList = []string{ep.ID}, ep.DNS.Search
 		facts = append(facts, e.event(events.ContainerEndpointCreated, events.EndpointCreatedData{ID: ep.ID}))
@@ -186,10 +212,23 @@ func (e *opEnv) createSystem(ctx context.Context, r *opResult) (ok bool, facts [
 		if ep != nil {
 			facts = e.rollBack(ctx, r, facts, ep)
 		}
+		e.dropScratch(ctx, r, img != nil && len(facts) == 0)
 		return false, append(facts, e.event(events.ContainerCreateFailed, failure(err))), err
 	}
 	r.sys = sys
 	return true, append(facts, e.event(events.ContainerCreated, events.CreatedData{HostID: sys.ID()})), nil
+}
+
+// dropScratch removes the scratch layer of a create that failed after
+// making it, when made is true; one it cannot remove is left to the
+// container's remove.
+func (e *opEnv) dropScratch(ctx context.Context, r *opResult, made bool) {
+	if !made {
+		return
+	}
+	if err := e.removeScratch(ctx, r); err != nil {
+		e.n.cfg.Logger.Warn().Err(err).Str("container", e.id).Msg("scratch layer of a failed create not removed; remove removes it")
+	}
 }
 
 // rollBack deletes the endpoint of a create whose compute system was not
@@ -427,15 +466,20 @@ func (e *opEnv) remove(ctx context.Context) opResult {
 }
 
 // dismantle removes what the container holds on the host: its compute
-// system first, then its endpoint, which the host does not delete while a
-// live system holds it.
+// system first, then its endpoint and its scratch layer, which the host
+// does not delete while a live system holds them.
 func (e *opEnv) dismantle(ctx context.Context, r *opResult) error {
 	if err := e.destroy(ctx); err != nil {
 		return err
 	}
 	r.sys, r.closeSys, r.closeProc = nil, true, true
 	if ep := e.rec.Endpoint; ep != nil {
-		return e.detach(ctx, r, ep)
+		if err := e.detach(ctx, r, ep); err != nil {
+			return err
+		}
+	}
+	if e.rec.Scratch != nil {
+		return e.removeScratch(ctx, r)
 	}
 	return nil
 }

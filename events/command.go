@@ -26,7 +26,8 @@ const (
 )
 
 // Verbs lists the verbs this version of the agent executes.
-var Verbs = []string{VerbCreate, VerbStart, VerbRun, VerbStop, VerbKill, VerbRemove, VerbExec, VerbNetworkConfigure}
+var Verbs = []string{VerbCreate, VerbStart, VerbRun, VerbStop, VerbKill, VerbRemove, VerbExec, VerbNetworkConfigure,
+	VerbImagePull, VerbImageTag, VerbImageRemove, VerbImagePrune, VerbImageLoad}
 
 // MaxCommandSize bounds an encoded command. Larger commands are refused
 // before they are decoded.
@@ -44,6 +45,10 @@ type Command struct {
 	Force     bool           `json:"force,omitempty"`   // remove: kill a running container first
 	Network   *NetworkConfig `json:"network,omitempty"` // network.configure
 	Exec      *ExecSpec      `json:"exec,omitempty"`    // exec
+	Image     *ImageCommand  `json:"image,omitempty"`   // image.*
+	// Auth authenticates the pull of image.pull, create and run to the
+	// registry; see RegistryAuth for how it is kept secret.
+	Auth *RegistryAuth `json:"auth,omitempty"`
 }
 
 // Validate checks a decoded command: the id, the verb, the container id
@@ -59,6 +64,9 @@ func (c *Command) Validate() error {
 	}
 	if c.Verb == VerbNetworkConfigure {
 		return c.validateNetwork()
+	}
+	if IsImageVerb(c.Verb) {
+		return c.validateImage()
 	}
 	if err := ValidateContainerID(c.Container); err != nil {
 		return fmt.Errorf("container: %w", err)
@@ -81,6 +89,10 @@ func (c *Command) Validate() error {
 		return fmt.Errorf("%w: exec: required by %s", ErrInvalid, c.Verb)
 	case c.Verb != VerbExec && c.Exec != nil:
 		return fmt.Errorf("%w: exec: only %s takes an exec spec", ErrInvalid, VerbExec)
+	case c.Image != nil:
+		return fmt.Errorf("%w: image: only the image verbs take one", ErrInvalid)
+	case c.Auth != nil && !needSpec:
+		return fmt.Errorf("%w: auth: only image.pull, create and run take registry credentials", ErrInvalid)
 	}
 	if c.Exec != nil {
 		return c.Exec.Validate()
@@ -105,6 +117,10 @@ func (c *Command) validateNetwork() error {
 		return fmt.Errorf("%w: force: only remove takes force", ErrInvalid)
 	case c.Exec != nil:
 		return fmt.Errorf("%w: exec: only %s takes an exec spec", ErrInvalid, VerbExec)
+	case c.Image != nil:
+		return fmt.Errorf("%w: image: only the image verbs take one", ErrInvalid)
+	case c.Auth != nil:
+		return fmt.Errorf("%w: auth: only image.pull, create and run take registry credentials", ErrInvalid)
 	case c.Network == nil:
 		return fmt.Errorf("%w: network: required by %s", ErrInvalid, c.Verb)
 	}

@@ -74,7 +74,8 @@ type Image struct {
 }
 
 // ImagePulledData is the payload of image.pulled: the image as it now is
-// in the layer store, and the reference it was pulled (or loaded) as.
+// in the layer store, and the reference it was pulled (or loaded) as; ""
+// for an image loaded from an archive that names it not.
 type ImagePulledData struct {
 	Ref         string       `json:"ref"`
 	IndexDigest string       `json:"index_digest,omitempty"`
@@ -187,15 +188,19 @@ func (s *State) applyImage(e *Event) error {
 		if err := e.Decode(&d); err != nil {
 			return err
 		}
-		if err := checkRef(d.Ref); err != nil {
-			return fmt.Errorf("%w: event %s: %v", ErrInvalid, e.ID, err)
+		if d.Ref != "" {
+			if err := checkRef(d.Ref); err != nil {
+				return fmt.Errorf("%w: event %s: %v", ErrInvalid, e.ID, err)
+			}
 		}
 		if im == nil {
 			im = &Image{ID: e.Subject}
 		}
 		im.IndexDigest, im.Platform, im.Config, im.Layers, im.Size = d.IndexDigest, d.Platform, d.Config, d.Layers, d.Size
 		im.PulledAt = e.Time
-		s.name(im, d.Ref)
+		if d.Ref != "" {
+			s.name(im, d.Ref)
+		}
 	case ImageTagged:
 		var d ImageRefData
 		if err := e.Decode(&d); err != nil {

@@ -43,13 +43,14 @@ func TestApply_Images(t *testing.T) {
 		{"pull b moves web", event(events.ImagePulled, b, 4, pulled(web, 1, 3)), nil, map[string][]string{a: {web2}, b: {web}}},
 		{"tag unknown image", event(events.ImageTagged, digest(9), 5, events.ImageRefData{Ref: "x:1"}), events.ErrWrongPhase, nil},
 		{"tag with a bad ref", event(events.ImageTagged, a, 6, events.ImageRefData{Ref: "a b"}), events.ErrInvalid, nil},
-		{"pull with an empty ref", event(events.ImagePulled, a, 7, pulled("")), events.ErrInvalid, nil},
+		{"pull with a bad ref", event(events.ImagePulled, a, 7, pulled("a\nb")), events.ErrInvalid, nil},
 		{"subject is no digest", event(events.ImagePulled, "web", 8, pulled(web)), events.ErrInvalid, nil},
 		{"untag a", event(events.ImageRemoved, a, 9, events.ImageRemovedData{Refs: []string{web2}}), nil, map[string][]string{a: {}, b: {web}}},
 		{"delete a", event(events.ImageRemoved, a, 10, events.ImageRemovedData{Refs: []string{}, Deleted: true}), nil, map[string][]string{b: {web}}},
 		{"delete a twice", event(events.ImageRemoved, a, 11, events.ImageRemovedData{Deleted: true}), events.ErrWrongPhase, nil},
 		{"pull failed keeps nothing", event(events.ImagePullFailed, events.RefToken("nope:1"), 12,
 			events.ImagePullFailedData{Ref: "nope:1", Error: "not found", Code: 404}), nil, map[string][]string{b: {web}}},
+		{"an unnamed image", event(events.ImagePulled, digest(3), 14, pulled("", 1)), nil, map[string][]string{b: {web}, digest(3): {}}},
 		{"bad payload", &events.Event{Type: events.ImageTagged, Subject: b, Seq: 13, Data: json.RawMessage(`{"ref":1}`)}, events.ErrInvalid, nil},
 	}
 	s := events.NewState(testNode, events.DefaultWindow)
@@ -252,4 +253,67 @@ func FuzzRefToken(f *testing.F) {
 			t.Fatalf("RefFromToken(%q) = %q, which does not map back", ref, again)
 		}
 	})
+}
+
+func TestDecodeCommand_ImageVerbs(t *testing.T) {
+	const id = `"id":"c1"`
+	tests := []struct {
+		name, verb, body string
+		wantMsg          string // "" when valid
+	}{
+		{"pull", events.VerbImagePull, `"image":{"ref":"mcr.microsoft.com/windows/nanoserver:ltsc2022"}`, ""},
+		{"pull newer with auth", events.VerbImagePull, `"image":{"ref":"a:1","pull_policy":"newer"},"auth":{"username":"u","password":"p"}`, ""},
+		{"pull without image", events.VerbImagePull, ``, "image: required by image.pull"},
+		{"pull without ref", events.VerbImagePull, `"image":{}`, "image.ref: required"},
+		{"pull with a blank ref", events.VerbImagePull, `"image":{"ref":"a b"}`, "image.ref"},
+		{"pull with a bad policy", events.VerbImagePull, `"image":{"ref":"a","pull_policy":"sometimes"}`, "image.pull_policy"},
+		{"pull names a container", events.VerbImagePull, `"container":"x","image":{"ref":"a"}`, "container: not accepted"},
+		{"pull with target", events.VerbImagePull, `"image":{"ref":"a","target":"b"}`, "image.target: not accepted"},
+		{"tag", events.VerbImageTag, `"image":{"ref":"a","target":"b:2"}`, ""},
+		{"tag without target", events.VerbImageTag, `"image":{"ref":"a"}`, "image.target: required"},
+		{"tag with auth", events.VerbImageTag, `"image":{"ref":"a","target":"b"},"auth":{"password":"p"}`, "auth: only"},
+		{"remove forced", events.VerbImageRemove, `"image":{"ref":"a"},"force":true`, ""},
+		{"remove with a policy", events.VerbImageRemove, `"image":{"ref":"a","pull_policy":"always"}`, "image.pull_policy"},
+		{"prune", events.VerbImagePrune, `"image":{}`, ""},
+		{"prune all", events.VerbImagePrune, `"image":{"all":true}`, ""},
+		{"prune with force", events.VerbImagePrune, `"image":{},"force":true`, "force"},
+		{"load", events.VerbImageLoad, `"image":{"source":"/tmp/a.tar"}`, ""},
+		{"load without source", events.VerbImageLoad, `"image":{}`, "image.source: required"},
+		{"load with all", events.VerbImageLoad, `"image":{"source":"x","all":true}`, "image.all"},
+		{"start with image", events.VerbStart, `"container":"x","image":{"ref":"a"}`, "image: only"},
+		{"stop with auth", events.VerbStop, `"container":"x","auth":{"username":"u"}`, "auth: only"},
+		{"create with auth", events.VerbCreate, `"container":"x","spec":{"image":{"ref":"a"}},"auth":{"username":"u","password":"p"}`, ""},
+		{"network.configure with image", events.VerbNetworkConfigure,
+			`"network":{"cluster_cidr":"10.0.0.0/16","node_slice":"10.0.1.0/24","type":"nat"},"image":{}`, "image: only"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			body := "{" + id
+			if tc.body != "" {
+				body += "," + tc.body
+			}
+			_, err := events.DecodeCommand([]byte(body+"}"), tc.verb)
+			if tc.wantMsg == "" {
+				if err != nil {
+					t.Fatalf("DecodeCommand(%s) = %v", body, err)
+				}
+				return
+			}
+			if !errors.Is(err, events.ErrInvalid) || !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Fatalf("DecodeCommand(%s) = %v, want ErrInvalid naming %q", body, err, tc.wantMsg)
+			}
+		})
+	}
+}
+
+func TestRegistryAuth_NeverPrints(t *testing.T) {
+	a := events.RegistryAuth{Username: "bob", Password: "s3cret", IdentityToken: "tok-id", RegistryToken: "tok-reg"}
+	c := events.Command{ID: "c1", Verb: events.VerbImagePull, Auth: &a}
+	for _, s := range []string{fmt.Sprint(a), fmt.Sprintf("%v %+v %#v %s %q", a, a, a, a, a), fmt.Sprintf("%+v", c), fmt.Sprintf("%v", *c.Auth)} {
+		for _, secret := range []string{"s3cret", "tok-id", "tok-reg"} {
+			if strings.Contains(s, secret) {
+				t.Fatalf("%q shows a secret", s)
+			}
+		}
+	}
 }

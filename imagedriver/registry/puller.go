@@ -145,29 +145,12 @@ func (p *Puller) resolve(ctx context.Context, ref string, platform imagedriver.P
 		if err != nil {
 			return imagedriver.Descriptor{}, nil, fmt.Errorf("index: %w", classify(err, imagedriver.ErrInvalidImage))
 		}
-		im, err := idx.IndexManifest()
+		chosen, plat, img, err := choose(idx, platform, r.Name())
 		if err != nil {
-			return imagedriver.Descriptor{}, nil, fmt.Errorf("index: %w", classify(err, imagedriver.ErrInvalidImage))
+			return imagedriver.Descriptor{}, nil, err
 		}
-		var images []v1.Descriptor
-		var offered []imagedriver.Platform
-		for _, m := range im.Manifests {
-			if m.Platform == nil || !m.MediaType.IsImage() {
-				continue
-			}
-			images = append(images, m)
-			offered = append(offered, imagedriver.Platform{OS: m.Platform.OS, Architecture: m.Platform.Architecture, OSVersion: m.Platform.OSVersion})
-		}
-		i, err := imagedriver.MatchPlatform(platform, offered)
-		if err != nil {
-			return imagedriver.Descriptor{}, nil, noMatch(err)
-		}
-		img, err := idx.Image(images[i].Digest)
-		if err != nil {
-			return imagedriver.Descriptor{}, nil, fmt.Errorf("image %s: %w", images[i].Digest, classify(err, imagedriver.ErrInvalidImage))
-		}
-		out.IndexDigest, out.Digest = out.Digest, images[i].Digest.String()
-		out.MediaType, out.Size, out.Platform = string(images[i].MediaType), images[i].Size, offered[i]
+		out.IndexDigest, out.Digest = out.Digest, chosen.Digest.String()
+		out.MediaType, out.Size, out.Platform = string(chosen.MediaType), chosen.Size, plat
 		return out, img, nil
 	case desc.MediaType.IsImage():
 		img, err := desc.Image()

@@ -1,0 +1,401 @@
+package actors_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/berthhq/berth/actors"
+	"github.com/berthhq/berth/events"
+	"github.com/berthhq/berth/hcsdriver"
+	"github.com/berthhq/berth/imagedriver"
+	"github.com/berthhq/berth/imagedriver/dirlayer"
+	"github.com/berthhq/berth/imagedriver/registry"
+	"github.com/berthhq/berth/imagedriver/registry/registrytest"
+	"github.com/berthhq/berth/winsim"
+)
+
+var ltsc2022 = imagedriver.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.20348.2227"}
+
+// imageHost is an agent with images: a loopback registry, a puller and a
+// folder layer store.
+type imageHost struct {
+	*agent
+	reg   *registrytest.Registry
+	store *dirlayer.Store
+	host  *winsim.Host
+}
+
+func startImageAgent(t *testing.T) *imageHost {
+	t.Helper()
+	reg := registrytest.New()
+	t.Cleanup(reg.Close)
+	store, err := dirlayer.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	puller := registry.New(registry.Options{Transport: tr, TempDir: t.TempDir(), Keychain: authn.NewMultiKeychain(),
+		Retry: &remote.Backoff{Duration: time.Millisecond, Factor: 1, Steps: 1}})
+	host := winsim.New()
+	t.Cleanup(func() { host.Close() })
+	a := startAgent(t, host, t.TempDir(), func(c *actors.Config) {
+		c.Images, c.Layers, c.Platform = puller, store, ltsc2022
+	})
+	return &imageHost{agent: a, reg: reg, store: store, host: host}
+}
+
+// push builds a Windows image of layers (one file each) with cfg and
+// pushes it as repoTag.
+func (h *imageHost) push(repoTag string, cfg v1.Config, layers ...v1.Layer) string {
+	h.t.Helper()
+	img, err := registrytest.Image(ltsc2022.OSVersion, cfg, layers...)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ref, err := h.reg.Push(repoTag, img)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return ref
+}
+
+func layer(t testing.TB, name, body string) v1.Layer {
+	t.Helper()
+	l, err := registrytest.Layer(map[string][]byte{name: []byte(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+var echoConfig = v1.Config{Entrypoint: []string{"cmd", "/c"}, Cmd: []string{"echo hi"}, Env: []string{"MODE=image", "KEEP=1"}, WorkingDir: `C:\app`}
+
+// imageEvents returns the image event types the journal holds, in order.
+func (a *agent) imageEvents() []string {
+	a.t.Helper()
+	var types []string
+	err := a.j.Replay(context.Background(), 1, a.j.LastSeq(), func(e *events.Event) error {
+		if e.Kind() == events.KindImage {
+			types = append(types, e.Short())
+		}
+		return nil
+	})
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return types
+}
+
+func decode[T any](t testing.TB, r events.Reply) T {
+	t.Helper()
+	var v T
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(r.Result, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func imageCmd(verb string, ic events.ImageCommand) events.Command {
+	return events.Command{Verb: verb, Image: &ic}
+}
+
+// TestImage_CreateRunsTheImage: a create pulls the missing image, creates
+// the scratch layer over its layers, runs the image's command with its
+// environment under the spec's, and a remove deletes the scratch layer.
+func TestImage_CreateRunsTheImage(t *testing.T) {
+	h := startImageAgent(t)
+	ref := h.push("app:1", echoConfig, layer(t, "base.txt", "base"), layer(t, "app.txt", "app"))
+	sp := &events.ContainerSpec{Image: events.ImageSpec{Ref: ref}, Env: map[string]string{"MODE": "spec"}}
+	h.ok(events.Command{Verb: events.VerbCreate, Container: "web-1", Spec: sp})
+
+	c, err := h.node.Inspect(context.Background(), "web-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := events.CommandSpec{Entrypoint: []string{"cmd", "/c"}, Args: []string{"echo hi"}, Workdir: `C:\app`}
+	if d := cmp.Diff(want, c.Spec.Command); d != "" {
+		t.Errorf("command (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(map[string]string{"MODE": "spec", "KEEP": "1"}, c.Spec.Env); d != "" {
+		t.Errorf("env (-want +got):\n%s", d)
+	}
+	if c.Image == "" || c.Scratch == nil || len(c.Scratch.Parents) != 2 {
+		t.Fatalf("record: image %q scratch %+v", c.Image, c.Scratch)
+	}
+	if fi, err := os.Stat(c.Scratch.Path); err != nil || !fi.IsDir() {
+		t.Fatalf("scratch folder %s: %v", c.Scratch.Path, err)
+	}
+	cfg := hostConfig(t, h.host, "web-1")
+	if len(cfg.Layers) != 2 || cfg.VolumePath != c.Scratch.VolumePath || cfg.LayerFolderPath != c.Scratch.Path || cfg.Layers[0].ID == "" {
+		t.Fatalf("compute config: %+v", cfg)
+	}
+	if got, _ := h.store.Get(context.Background(), c.Scratch.Parents[0]); cfg.Layers[0].Path != got.Path {
+		t.Fatalf("immediate parent first: %+v, want %s", cfg.Layers, got.Path)
+	}
+
+	h.ok(verb(events.VerbStart, "web-1"))
+	if ex := h.wait("web-1"); ex.Code == nil || *ex.Code != 0 {
+		t.Fatalf("exit %+v", ex)
+	}
+	h.ok(verb(events.VerbRemove, "web-1"))
+	if sc, _ := h.store.ListScratch(context.Background()); len(sc) != 0 {
+		t.Fatalf("scratch layers after remove: %+v", sc)
+	}
+	wantHistory := []string{"container.creating", "container.scratch_creating", "container.scratch_created", "container.created",
+		"container.starting", "container.started", "container.exited", "container.removing", "container.scratch_removed", "container.removed"}
+	if d := cmp.Diff(wantHistory, h.history("web-1")); d != "" {
+		t.Fatalf("journal (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"image.pulled"}, h.imageEvents()); d != "" {
+		t.Fatalf("image events (-want +got):\n%s", d)
+	}
+}
+
+func hostConfig(t *testing.T, host *winsim.Host, id string) hcsdriver.Config {
+	t.Helper()
+	for _, sys := range host.Snapshot().Systems {
+		if sys.ID == id {
+			return sys.Config
+		}
+	}
+	t.Fatalf("host has no system %s", id)
+	return hcsdriver.Config{}
+}
+
+// TestImage_ConcurrentPullsShareOneDownload: ten creates and ten pulls of
+// one reference at once fetch each blob once, and a second image sharing
+// the base layer neither fetches nor stores it again.
+func TestImage_ConcurrentPullsShareOneDownload(t *testing.T) {
+	h := startImageAgent(t)
+	base := layer(t, "base.txt", strings.Repeat("b", 1<<20))
+	ref := h.push("app:1", echoConfig, base, layer(t, "app.txt", "app"))
+	var wg sync.WaitGroup
+	replies := make([]events.Reply, 20)
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i%2 == 0 {
+				replies[i] = h.do(events.Command{Verb: events.VerbCreate, Container: fmt.Sprintf("c-%d", i),
+					Spec: &events.ContainerSpec{Image: events.ImageSpec{Ref: ref}}})
+			} else {
+				replies[i] = h.do(imageCmd(events.VerbImagePull, events.ImageCommand{Ref: ref, PullPolicy: events.PullIfNotPresent}))
+			}
+		}()
+	}
+	wg.Wait()
+	for i, r := range replies {
+		if err := r.Err(); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	for d, n := range h.reg.BlobGets() {
+		if n != 1 {
+			t.Errorf("blob %s fetched %d times, want once", d, n)
+		}
+	}
+	if n := len(h.reg.BlobGets()); n != 3 { // config and two layers
+		t.Errorf("%d blobs fetched, want 3", n)
+	}
+
+	ref2 := h.push("other:1", echoConfig, base, layer(t, "other.txt", "other"))
+	res := decode[events.ImageResult](t, h.do(imageCmd(events.VerbImagePull, events.ImageCommand{Ref: ref2})))
+	if !res.Pulled || len(res.Image.Layers) != 2 {
+		t.Fatalf("pull of the second image: %+v", res)
+	}
+	baseDigest, _ := base.Digest()
+	if n := h.reg.BlobGets()[baseDigest.String()]; n != 1 {
+		t.Errorf("shared base fetched %d times, want once", n)
+	}
+	layers, err := h.store.List(context.Background())
+	if err != nil || len(layers) != 3 {
+		t.Fatalf("store holds %d layers (%v), want 3: the base once and two tops", len(layers), err)
+	}
+}
+
+// TestImage_RemoveAndPrune: an image in use is not removed (409 naming the
+// container); with force its names go and its layers stay to the
+// container; once the container is removed, prune reclaims them.
+func TestImage_RemoveAndPrune(t *testing.T) {
+	h := startImageAgent(t)
+	ref := h.push("app:1", echoConfig, layer(t, "base.txt", strings.Repeat("b", 4096)), layer(t, "app.txt", "app"))
+	h.ok(events.Command{Verb: events.VerbRun, Container: "web-1",
+		Spec: &events.ContainerSpec{Image: events.ImageSpec{Ref: ref}, Command: events.CommandSpec{Entrypoint: []string{"ping", "-t", "localhost"}}}})
+
+	e := h.refused(imageCmd(events.VerbImageRemove, events.ImageCommand{Ref: ref}), events.ErrConflict)
+	if !strings.Contains(e.Message, "web-1") || !strings.Contains(e.Message, "force") {
+		t.Errorf("409 message %q does not name the container and force", e.Message)
+	}
+	h.ok(imageCmd(events.VerbImageTag, events.ImageCommand{Ref: ref, Target: h.reg.Host() + "/app:prod"}))
+	imgs, err := h.node.Images(context.Background())
+	if err != nil || len(imgs) != 1 || len(imgs[0].Refs) != 2 || !slices.Equal(imgs[0].Containers, []string{"web-1"}) {
+		t.Fatalf("images after tag: %+v, %v", imgs, err)
+	}
+	// One name of two: only that name goes.
+	res := decode[events.ImageRemoveResult](t, h.do(imageCmd(events.VerbImageRemove, events.ImageCommand{Ref: h.reg.Host() + "/app:prod"})))
+	if len(res.Untagged) != 1 || len(res.Deleted) != 0 {
+		t.Fatalf("untag: %+v", res)
+	}
+	cmd := imageCmd(events.VerbImageRemove, events.ImageCommand{Ref: ref})
+	cmd.Force = true
+	res = decode[events.ImageRemoveResult](t, h.do(cmd))
+	if !slices.Equal(res.Kept, []string{"web-1"}) || len(res.Deleted) != 0 || res.Reclaimed != 0 {
+		t.Fatalf("forced remove of an image in use: %+v", res)
+	}
+	if c, _ := h.node.Inspect(context.Background(), "web-1"); c.Phase != events.PhaseRunning {
+		t.Fatalf("container after the forced remove: %s", c.Phase)
+	}
+	res = decode[events.ImageRemoveResult](t, h.do(imageCmd(events.VerbImagePrune, events.ImageCommand{})))
+	if len(res.Deleted) != 0 || res.Layers != 0 {
+		t.Fatalf("prune while the container uses the layers: %+v", res)
+	}
+	rm := verb(events.VerbRemove, "web-1")
+	rm.Force = true
+	h.ok(rm)
+	res = decode[events.ImageRemoveResult](t, h.do(imageCmd(events.VerbImagePrune, events.ImageCommand{})))
+	if len(res.Deleted) != 1 || res.Layers != 2 || res.Reclaimed < 4096 {
+		t.Fatalf("prune: %+v", res)
+	}
+	if l, _ := h.store.List(context.Background()); len(l) != 0 {
+		t.Fatalf("layers left after prune: %+v", l)
+	}
+	if imgs, _ := h.node.Images(context.Background()); len(imgs) != 0 {
+		t.Fatalf("images left after prune: %+v", imgs)
+	}
+	h.refused(imageCmd(events.VerbImageRemove, events.ImageCommand{Ref: ref}), events.ErrNotFound)
+}
+
+// TestImage_PullPolicies: never refuses a missing image, if_not_present
+// asks no registry for a present one, always and newer ask it and fetch
+// only what changed.
+func TestImage_PullPolicies(t *testing.T) {
+	h := startImageAgent(t)
+	v1Layer := layer(t, "base.txt", "v1")
+	ref := h.push("app:1", echoConfig, v1Layer)
+	layerDigest, _ := v1Layer.Digest()
+	create := func(id, policy string) events.Reply {
+		return h.do(events.Command{Verb: events.VerbCreate, Container: id,
+			Spec: &events.ContainerSpec{Image: events.ImageSpec{Ref: ref, PullPolicy: policy}}})
+	}
+	if err := create("a", events.PullNever).Err(); !strings.Contains(fmt.Sprint(err), "pull policy is never") {
+		t.Fatalf("never, absent: %v", err)
+	}
+	if _, err := h.node.Inspect(context.Background(), "a"); err == nil {
+		t.Fatal("a create whose image is missing left a record")
+	}
+	h.ok(imageCmd(events.VerbImagePull, events.ImageCommand{Ref: ref}))
+	for _, p := range []string{events.PullNever, events.PullIfNotPresent, events.PullAlways, events.PullNewer} {
+		if err := create("c-"+strings.ReplaceAll(p, "_", "-"), p).Err(); err != nil {
+			t.Fatalf("%s, present: %v", p, err)
+		}
+	}
+	// always and newer read the manifest and the config again, never a
+	// layer the store has.
+	if n := h.reg.BlobGets()[layerDigest.String()]; n != 1 {
+		t.Fatalf("layer of a present image fetched %d times, want once", n)
+	}
+	ref2 := h.push("app:1", echoConfig, layer(t, "base.txt", "v2"))
+	if ref2 != ref {
+		t.Fatal(ref2)
+	}
+	old, _ := h.node.Images(context.Background())
+	if err := create("d", events.PullNewer).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := h.node.Inspect(context.Background(), "d")
+	if len(old) != 1 || c.Image == old[0].ID {
+		t.Fatalf("newer kept the old image %s", c.Image)
+	}
+	// image.pull, the create that always pulls, the create that found a newer image.
+	wantEv := []string{"image.pull_failed", "image.pulled", "image.pulled", "image.pulled"}
+	if d := cmp.Diff(wantEv, h.imageEvents()); d != "" {
+		t.Fatalf("image events (-want +got):\n%s", d)
+	}
+}
+
+// TestImage_BadInput: each bad pull gets a clear error of its class and an
+// image.pull_failed event; nothing is left in the store.
+func TestImage_BadInput(t *testing.T) {
+	h := startImageAgent(t)
+	old, err := registrytest.Image("10.0.17763.1", echoConfig, layer(t, "b.txt", "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldRef, err := h.reg.Push("old:1", old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	for _, tc := range []struct {
+		ref   string
+		class error
+		msg   string
+	}{
+		{"UPPER/Case::x", events.ErrInvalid, "invalid image reference"},
+		{dead + "/app:1", events.ErrUnavailable, "registry unavailable"},
+		{h.reg.Host() + "/missing:1", events.ErrNotFound, "not found"},
+		{oldRef, events.ErrNotFound, "windows/amd64:10.0.17763.1"},
+	} {
+		e := h.refused(imageCmd(events.VerbImagePull, events.ImageCommand{Ref: tc.ref}), tc.class)
+		if !strings.Contains(e.Message, tc.msg) {
+			t.Errorf("pull %s: %q does not say %q", tc.ref, e.Message, tc.msg)
+		}
+	}
+	if got := h.imageEvents(); len(got) != 4 || slices.ContainsFunc(got, func(s string) bool { return s != "image.pull_failed" }) {
+		t.Fatalf("image events %v, want four pull_failed", got)
+	}
+	if l, _ := h.store.List(context.Background()); len(l) != 0 {
+		t.Fatalf("layers left: %+v", l)
+	}
+	h.refused(imageCmd(events.VerbImageTag, events.ImageCommand{Ref: "nothing:1", Target: "x:1"}), events.ErrNotFound)
+}
+
+// TestImage_FailedCreateRemovesTheScratch: a compute system the host
+// refuses leaves no scratch layer, and the journal says so.
+func TestImage_FailedCreateRemovesTheScratch(t *testing.T) {
+	h := startImageAgent(t)
+	ref := h.push("app:1", echoConfig, layer(t, "base.txt", "base"))
+	h.host.Fail(winsim.OpCreate, "web-1", 1, hcsdriver.ErrInvalidState)
+	h.refused(events.Command{Verb: events.VerbCreate, Container: "web-1", Spec: &events.ContainerSpec{Image: events.ImageSpec{Ref: ref}}},
+		events.ErrWrongPhase)
+	if sc, _ := h.store.ListScratch(context.Background()); len(sc) != 0 {
+		t.Fatalf("scratch layers after a failed create: %+v", sc)
+	}
+	want := []string{"container.creating", "container.scratch_creating", "container.scratch_created",
+		"container.scratch_removed", "container.create_failed"}
+	if d := cmp.Diff(want, h.history("web-1")); d != "" {
+		t.Fatalf("journal (-want +got):\n%s", d)
+	}
+	c, err := h.node.Inspect(context.Background(), "web-1")
+	if err != nil || c.Phase != events.PhaseFailed || c.Scratch != nil {
+		t.Fatalf("record: %+v, %v", c, err)
+	}
+	if imgs, _ := h.node.Images(context.Background()); len(imgs) != 1 || len(imgs[0].Containers) != 0 {
+		t.Fatalf("a failed create uses the image: %+v", imgs)
+	}
+	// The same id can be created again.
+	h.ok(events.Command{Verb: events.VerbCreate, Container: "web-1", Spec: &events.ContainerSpec{Image: events.ImageSpec{Ref: ref}}})
+}
