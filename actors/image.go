@@ -365,29 +365,6 @@ func (n *Node) images(ctx context.Context) (imageView, error) {
 	return ask[imageView](ctx, n, func(c chan result[imageView]) any { return &imagesReq{reply: c} })
 }
 
-// Images returns the images on the node, each with the containers that use
-// it, sorted by their first reference (unnamed images last, by id).
-func (n *Node) Images(ctx context.Context) ([]events.ImageSummary, error) {
-	v, err := n.images(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]events.ImageSummary, 0, len(v.images))
-	for id, im := range v.images {
-		out = append(out, events.ImageSummary{Image: *im, Containers: v.users[id]})
-	}
-	slices.SortFunc(out, func(a, b events.ImageSummary) int {
-		switch {
-		case len(a.Refs) > 0 && len(b.Refs) > 0:
-			return strings.Compare(a.Refs[0], b.Refs[0])
-		case len(a.Refs) != len(b.Refs):
-			return len(b.Refs) - len(a.Refs)
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	return out, nil
-}
-
 // viewOf builds the image view of the fold st.
 func viewOf(st *events.State) imageView {
 	v := imageView{images: make(map[string]*events.Image, len(st.Images)), users: map[string][]string{}}

@@ -245,9 +245,9 @@ func TestImage_RemoveAndPrune(t *testing.T) {
 		t.Errorf("409 message %q does not name the container and force", e.Message)
 	}
 	h.ok(imageCmd(events.VerbImageTag, events.ImageCommand{Ref: ref, Target: h.reg.Host() + "/app:prod"}))
-	imgs, err := h.node.Images(context.Background())
-	if err != nil || len(imgs) != 1 || len(imgs[0].Refs) != 2 || !slices.Equal(imgs[0].Containers, []string{"web-1"}) {
-		t.Fatalf("images after tag: %+v, %v", imgs, err)
+	imgs := h.images()
+	if len(imgs) != 1 || len(imgs[0].Refs) != 2 || !slices.Equal(imgs[0].Containers, []string{"web-1"}) {
+		t.Fatalf("images after tag: %+v", imgs)
 	}
 	// One name of two: only that name goes.
 	res := decode[events.ImageRemoveResult](t, h.do(imageCmd(events.VerbImageRemove, events.ImageCommand{Ref: h.reg.Host() + "/app:prod"})))
@@ -277,7 +277,7 @@ func TestImage_RemoveAndPrune(t *testing.T) {
 	if l, _ := h.store.List(context.Background()); len(l) != 0 {
 		t.Fatalf("layers left after prune: %+v", l)
 	}
-	if imgs, _ := h.node.Images(context.Background()); len(imgs) != 0 {
+	if imgs := h.images(); len(imgs) != 0 {
 		t.Fatalf("images left after prune: %+v", imgs)
 	}
 	h.refused(imageCmd(events.VerbImageRemove, events.ImageCommand{Ref: ref}), events.ErrNotFound)
@@ -316,7 +316,7 @@ func TestImage_PullPolicies(t *testing.T) {
 	if ref2 != ref {
 		t.Fatal(ref2)
 	}
-	old, _ := h.node.Images(context.Background())
+	old := h.images()
 	if err := create("d", events.PullNewer).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -393,9 +393,51 @@ func TestImage_FailedCreateRemovesTheScratch(t *testing.T) {
 	if err != nil || c.Phase != events.PhaseFailed || c.Scratch != nil {
 		t.Fatalf("record: %+v, %v", c, err)
 	}
-	if imgs, _ := h.node.Images(context.Background()); len(imgs) != 1 || len(imgs[0].Containers) != 0 {
+	if imgs := h.images(); len(imgs) != 1 || len(imgs[0].Containers) != 0 {
 		t.Fatalf("a failed create uses the image: %+v", imgs)
 	}
 	// The same id can be created again.
 	h.ok(events.Command{Verb: events.VerbCreate, Container: "web-1", Spec: &events.ContainerSpec{Image: events.ImageSpec{Ref: ref}}})
+}
+
+func (a *agent) images() []events.ImageSummary {
+	a.t.Helper()
+	st, err := a.node.State(context.Background())
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return st.ImageList()
+}
+
+// TestImage_InlineCredentials: a registry that needs basic auth refuses a
+// pull without credentials (400 unauthorized) and serves one that brings
+// them; the password reaches neither the journal nor the log.
+func TestImage_InlineCredentials(t *testing.T) {
+	h := startImageAgent(t)
+	h.reg.RequireAuth("bob", "s3cret-pw")
+	ref := h.push("private:1", echoConfig, layer(t, "base.txt", "base"))
+	e := h.refused(imageCmd(events.VerbImagePull, events.ImageCommand{Ref: ref}), events.ErrInvalid)
+	if !strings.Contains(e.Message, "unauthorized") {
+		t.Errorf("pull without credentials: %q", e.Message)
+	}
+	pull := imageCmd(events.VerbImagePull, events.ImageCommand{Ref: ref})
+	pull.Auth = &events.RegistryAuth{Username: "bob", Password: "s3cret-pw"}
+	h.ok(pull)
+	create := events.Command{Verb: events.VerbCreate, Container: "web-1", Spec: &events.ContainerSpec{Image: events.ImageSpec{Ref: ref, PullPolicy: events.PullAlways}},
+		Auth: &events.RegistryAuth{Username: "bob", Password: "s3cret-pw"}}
+	h.ok(create)
+	err := h.j.Replay(context.Background(), 1, h.j.LastSeq(), func(e *events.Event) error {
+		if b, _ := e.Marshal(); strings.Contains(string(b), "s3cret") {
+			t.Errorf("journal event %s holds the password: %s", e.Short(), b)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range h.logs.all() {
+		if strings.Contains(l, "s3cret") {
+			t.Errorf("log line holds the password: %s", l)
+		}
+	}
 }

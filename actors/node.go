@@ -55,7 +55,8 @@ type Config struct {
 	// OnHostCall, when set, is called after each host operation with the
 	// operation's name (container.create, container.open, container.start,
 	// container.shutdown, container.terminate, container.stats,
-	// endpoint.create, endpoint.delete, network.ensure), how long the host
+	// endpoint.create, endpoint.delete, network.ensure, image.pull,
+	// image.load, layer.remove, scratch.create, scratch.remove), how long the host
 	// took and its error. It is called from many goroutines and must be
 	// cheap.
 	OnHostCall func(op string, took time.Duration, err error)

@@ -169,6 +169,7 @@ func (e *opEnv) createSystem(ctx context.Context, r *opResult) (ok bool, facts [
 			return false, nil, err
 		}
 		spec, img = &merged, &im
+		e.cmd.Spec = spec // run starts what was created
 	} else if len(spec.Command.Entrypoint)+len(spec.Command.Args) == 0 {
 		return false, nil, fmt.Errorf("%w: spec.command: an entrypoint or args are required: this agent has no images to take a command from", events.ErrInvalid)
 	}

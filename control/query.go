@@ -95,6 +95,7 @@ func (s *Server) addService() (micro.Service, error) {
 		{EndpointStats, s.stats},
 		{EndpointState, s.state},
 		{EndpointHealth, s.health},
+		{EndpointImages, s.images},
 	} {
 		err := svc.AddEndpoint(ep.name, s.endpoint(ep.h),
 			micro.WithEndpointSubject(s.subj.API(ep.name)),

@@ -156,3 +156,40 @@ type ImageSummary struct {
 	Image
 	Containers []string `json:"containers,omitempty"`
 }
+
+// ImageProgress is one progress message of a pull, published (not
+// journaled) on <prefix>.progress.<node>.img.<RefToken(ref)>, where ref is
+// the pull's normalized reference. It lists every layer of the image, base
+// first, with the compressed bytes received so far.
+type ImageProgress struct {
+	Ref    string          `json:"ref"`
+	Layers []LayerProgress `json:"layers"`
+}
+
+// LayerProgress is one layer's part of an [ImageProgress]. State is
+// waiting, downloading, unpacking, done, or present (the node had it).
+type LayerProgress struct {
+	Digest  string `json:"digest"`
+	Current int64  `json:"current"`
+	Total   int64  `json:"total"`
+	State   string `json:"state"`
+}
+
+// ImageList returns the images on the node with the containers that use
+// each, sorted by their first reference; unnamed images come last, by id.
+func (s *State) ImageList() []ImageSummary {
+	out := make([]ImageSummary, 0, len(s.Images))
+	for id, im := range s.Images {
+		out = append(out, ImageSummary{Image: *im.clone(), Containers: s.ImageUsers(id)})
+	}
+	slices.SortFunc(out, func(a, b ImageSummary) int {
+		switch {
+		case len(a.Refs) > 0 && len(b.Refs) > 0:
+			return strings.Compare(a.Refs[0], b.Refs[0])
+		case (len(a.Refs) > 0) != (len(b.Refs) > 0):
+			return len(b.Refs) - len(a.Refs)
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
+}

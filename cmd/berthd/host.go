@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/berthhq/berth/hcsdriver"
+	"github.com/berthhq/berth/imagedriver"
 	"github.com/berthhq/berth/netdriver"
 )
 
@@ -11,5 +12,7 @@ type host struct {
 	describe string // for the first log line
 	compute  hcsdriver.Driver
 	network  netdriver.Driver
+	layers   imagedriver.LayerStore // in DATA-DIR/layers
+	platform imagedriver.Platform   // what the host runs: pulls pick the image for it
 	close    func()
 }

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/berthhq/berth/control"
 	"github.com/berthhq/berth/events"
+	"github.com/berthhq/berth/imagedriver/registry"
 	"github.com/berthhq/berth/internal/agent"
 	"github.com/berthhq/berth/internal/metrics"
 	"github.com/berthhq/berth/journal"
@@ -178,10 +180,16 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	log.Info().Str("host", h.name).Str("data_dir", o.dataDir).Str("version", control.Version).
 		Msgf("berthd starting on %s", h.describe)
 
+	// Layers that wait for their parent during a pull are spooled here.
+	tmp := filepath.Join(o.dataDir, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
 	ao := agent.Options{
 		Node: o.node, Prefix: o.prefix, Owner: o.owner, DataDir: o.dataDir,
 		Listen: o.listen, User: o.natsUser, Password: o.natsPassword, NATSURL: o.natsURL, TLS: o.tls, Replicas: o.replicas,
 		Host: h.name, Compute: h.compute, Network: h.network, HostOps: o.hostOps, StopTimeout: o.stopTimeout,
+		Images: registry.New(registry.Options{TempDir: tmp}), Layers: h.layers, Platform: h.platform,
 		SnapshotEvery: o.snapshotEvery, Metrics: m, Logger: log,
 	}
 	if ao.Credentials, err = credentials(o, log); err != nil {

@@ -6,6 +6,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/berthhq/berth/control"
 	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/hcsdriver"
+	"github.com/berthhq/berth/imagedriver"
 	"github.com/berthhq/berth/internal/metrics"
 	"github.com/berthhq/berth/journal"
 	"github.com/berthhq/berth/netdriver"
@@ -49,7 +51,12 @@ type Options struct {
 	Compute hcsdriver.Driver
 	// Network serves the node's network and container endpoints; nil
 	// turns networking off (see actors.Config.Network).
-	Network       netdriver.Driver
+	Network netdriver.Driver
+	// Images pulls into Layers the images of the platform the host runs;
+	// both nil turn images off (see actors.Config.Images).
+	Images        actors.ImagePuller
+	Layers        imagedriver.LayerStore
+	Platform      imagedriver.Platform
 	HostOps       int
 	StopTimeout   time.Duration
 	SnapshotEvery int
@@ -97,6 +104,7 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 	cfg := actors.Config{
 		Node: o.Node, Owner: o.Owner, Compute: o.Compute, Network: o.Network, HostOps: o.HostOps,
 		StopTimeout: o.StopTimeout, Output: output, Logger: log,
+		Images: o.Images, Layers: o.Layers, Platform: o.Platform, OnPullProgress: a.publishProgress,
 	}
 	if o.Metrics != nil {
 		cfg.OnHostCall = o.Metrics.ObserveHostCall
@@ -198,6 +206,20 @@ func (a *Agent) connect(ctx context.Context, o *Options) error {
 		o.Logger.Info().Str("url", u).Bool("nkeys", o.Credentials != nil).Bool("tls", !o.TLS.IsZero()).Msg("embedded NATS listening")
 	}
 	return nil
+}
+
+// publishProgress publishes a pull's progress on
+// <prefix>.progress.<node>.img.<RefToken(ref)>; a message that cannot go
+// out is dropped: progress is not persisted.
+func (a *Agent) publishProgress(ref string, u imagedriver.ProgressUpdate) {
+	p := events.ImageProgress{Ref: ref, Layers: make([]events.LayerProgress, len(u.Layers))}
+	for i, l := range u.Layers {
+		p.Layers[i] = events.LayerProgress{Digest: l.Digest, Current: l.Current, Total: l.Total, State: string(l.State)}
+	}
+	b, err := json.Marshal(p)
+	if err == nil {
+		_ = a.Conn.Publish(a.Subjects.Progress(events.KindImage, events.RefToken(ref)), b)
+	}
 }
 
 // Ready reports whether the agent consumes commands: Start has returned,

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/rs/zerolog"
+
+	"github.com/berthhq/berth/events"
+	"github.com/berthhq/berth/imagedriver"
+	"github.com/berthhq/berth/imagedriver/dirlayer"
+	"github.com/berthhq/berth/imagedriver/registry"
+	"github.com/berthhq/berth/imagedriver/registry/registrytest"
+	"github.com/berthhq/berth/internal/agent"
+	"github.com/berthhq/berth/winsim"
+)
+
+// imageAgent starts a real agent with images from a loopback registry on
+// the simulated host, listening on loopback for the CLI.
+func imageAgent(t *testing.T) (string, *registrytest.Registry) {
+	t.Helper()
+	reg := registrytest.New()
+	t.Cleanup(reg.Close)
+	store, err := dirlayer.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	host := winsim.New()
+	t.Cleanup(func() { host.Close() })
+	a, err := agent.Start(context.Background(), agent.Options{
+		Node: node, DataDir: t.TempDir(), Listen: "127.0.0.1:0", User: "berth", Password: "pw", Host: "winsim",
+		Compute: host.Compute(), StopTimeout: time.Second,
+		Images: registry.New(registry.Options{Transport: tr, TempDir: t.TempDir(), Keychain: authn.NewMultiKeychain(),
+			Retry: &remote.Backoff{Duration: time.Millisecond, Factor: 1, Steps: 1}}),
+		Layers: store, Platform: imagedriver.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.20348.2227"},
+		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := a.Stop(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return strings.Replace(a.Server.ClientURL(), "nats://", "nats://berth:pw@", 1), reg
+}
+
+func testImage(t *testing.T, files ...string) v1.Image {
+	t.Helper()
+	var layers []v1.Layer
+	for _, f := range files {
+		l, err := registrytest.Layer(map[string][]byte{f: []byte(strings.Repeat(f, 1000))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, l)
+	}
+	img, err := registrytest.Image("10.0.20348.2227", v1.Config{Entrypoint: []string{"cmd", "/c"}, Cmd: []string{"echo hi"}}, layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func TestCLI_Images(t *testing.T) {
+	url, reg := imageAgent(t)
+	ref, err := reg.Push("app:1", testImage(t, "base.txt", "app.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(args ...string) string {
+		t.Helper()
+		code, out, errOut := berth(t, url, args...)
+		if code != 0 {
+			t.Fatalf("berth %v: exit %d: %s", args, code, errOut)
+		}
+		return out
+	}
+	fails := func(wantCode int, want string, args ...string) {
+		t.Helper()
+		code, _, errOut := berth(t, url, args...)
+		if code != wantCode || !strings.Contains(errOut, want) {
+			t.Fatalf("berth %v: exit %d, stderr %q; want exit %d saying %q", args, code, errOut, wantCode, want)
+		}
+	}
+
+	// -o json: progress messages as JSON lines, then the result.
+	lines := strings.Split(strings.TrimSpace(must("-o", "json", "pull", ref)), "\n")
+	var res events.ImageResult
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil || !res.Pulled || len(res.Image.Layers) != 2 {
+		t.Fatalf("last line %q: %+v, %v", lines[len(lines)-1], res, err)
+	}
+	if len(lines) < 2 {
+		t.Fatalf("no progress line before the result: %q", lines)
+	}
+	var p events.ImageProgress
+	if err := json.Unmarshal([]byte(lines[len(lines)-2]), &p); err != nil || len(p.Layers) != 2 || p.Ref != ref {
+		t.Fatalf("progress line %q: %+v, %v", lines[len(lines)-2], p, err)
+	}
+	if out := must("pull", "--policy", "if_not_present", ref); !strings.Contains(out, "is up to date") {
+		t.Errorf("pull of a present image: %q", out)
+	}
+	id := strings.TrimPrefix(res.Image.ID, "sha256:")[:12]
+	out := must("images")
+	if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(ref) + `\s+` + id + `\s+windows/amd64:10\.0\.20348\.2227`).MatchString(out) {
+		t.Errorf("images:\n%s", out)
+	}
+	prod := reg.Host() + "/app:prod"
+	must("tag", ref, prod)
+	must("run", "--name", "web", ref)
+	fails(exitFailure, "has several names", "rmi", id)
+	if out := must("rmi", prod); !strings.Contains(out, "Untagged: "+prod) {
+		t.Errorf("rmi of one name: %q", out)
+	}
+	fails(exitFailure, "used by container web", "rmi", ref)
+	if out := must("rmi", "-f", ref); !strings.Contains(out, "Kept for container web") {
+		t.Errorf("rmi -f of an image in use: %q", out)
+	}
+	must("rm", "-f", "web")
+	if out := must("image", "prune"); !strings.Contains(out, "Deleted: sha256:"+id) || !strings.Contains(out, "Total reclaimed space") {
+		t.Errorf("prune: %q", out)
+	}
+	if out := must("images", "-q"); out != "" {
+		t.Errorf("images after prune: %q", out)
+	}
+
+	// load from a docker save tarball on the node.
+	path := filepath.Join(t.TempDir(), "app.tar")
+	tag, _ := name.NewTag("example.com/offline:1")
+	if err := tarball.WriteToFile(path, tag, testImage(t, "offline.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if out := must("load", "-i", path); !strings.Contains(out, "Loaded image: example.com/offline:1") {
+		t.Errorf("load: %q", out)
+	}
+
+	fails(exitUsage, "IMAGE", "pull", "UPPER::x")
+	fails(exitFailure, "not found", "pull", reg.Host()+"/missing:1")
+	fails(exitUsage, "--input", "load")
+	fails(exitFailure, "not found", "load", "-i", filepath.Join(t.TempDir(), "none.tar"))
+	fails(exitFailure, "not on the node", "tag", "nothing:1", "x:1")
+}
