@@ -273,6 +273,10 @@ func TestLeftoversListedAndRemoved(t *testing.T) {
 	if !slices.Equal(complete, []string{good.ID}) || !slices.Equal(incomplete, wantIncomplete) {
 		t.Fatalf("List: complete %v, incomplete %v; want %v and %v", complete, incomplete, good.ID, wantIncomplete)
 	}
+	h, err := imagedriver.Observe(ctx, s)
+	if err != nil || len(h.Layers) != 1 || len(h.Incomplete) != len(wantIncomplete) {
+		t.Fatalf("Observe = %+v, %v; want %d incomplete layers", h, err, len(wantIncomplete))
+	}
 	for _, id := range wantIncomplete {
 		if ok, _ := s.Has(ctx, id); ok {
 			t.Errorf("Has(%s) for a leftover", id)

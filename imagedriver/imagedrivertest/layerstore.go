@@ -49,6 +49,7 @@ var layerStoreCases = []struct {
 	{"RemoveChildBeforeParent", testRemove},
 	{"Scratch", testScratch},
 	{"ScratchErrors", testScratchErrors},
+	{"ObserveHoldings", testObserve},
 }
 
 var ctx = context.Background()
@@ -486,5 +487,36 @@ func testScratchErrors(t *testing.T, s imagedriver.LayerStore) {
 	}
 	if err := s.RemoveScratch(ctx, "../x"); !errors.Is(err, imagedriver.ErrInvalid) {
 		t.Errorf("RemoveScratch(../x) = %v; want ErrInvalid", err)
+	}
+}
+
+// testObserve: Observe reports the complete layers and every container's
+// scratch layer, and nothing incomplete in a store that had no crash.
+func testObserve(t *testing.T, s imagedriver.LayerStore) {
+	h, err := imagedriver.Observe(ctx, s)
+	if err != nil || len(h.Layers)+len(h.Incomplete)+len(h.Scratches) != 0 {
+		t.Fatalf("Observe on an empty store = %+v, %v", h, err)
+	}
+	chain := chainOf(t, s, 2)
+	parents := []imagedriver.Layer{chain[1], chain[0]}
+	for _, id := range []string{"web-1", "web-2"} {
+		if _, err := s.CreateScratch(ctx, id, parents); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err = imagedriver.Observe(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, sc := range h.Scratches {
+		if !sc.Complete || !slices.Equal(sc.Parents, []string{chain[1].ID, chain[0].ID}) {
+			t.Errorf("scratch %+v; want complete over the chain", sc)
+		}
+		ids = append(ids, sc.ContainerID)
+	}
+	slices.Sort(ids)
+	if !slices.Equal(ids, []string{"web-1", "web-2"}) || len(h.Layers) != 2 || len(h.Incomplete) != 0 {
+		t.Fatalf("Observe = scratches %v, %d layers, %d incomplete; want web-1 and web-2, 2 and 0", ids, len(h.Layers), len(h.Incomplete))
 	}
 }
