@@ -23,6 +23,7 @@ import (
 	"github.com/berthhq/berth/hcsdriver"
 	"github.com/berthhq/berth/imagedriver"
 	"github.com/berthhq/berth/imagedriver/dirlayer"
+	"github.com/berthhq/berth/imagedriver/imagedrivertest"
 	"github.com/berthhq/berth/imagedriver/registry"
 	"github.com/berthhq/berth/imagedriver/registry/registrytest"
 	"github.com/berthhq/berth/winsim"
@@ -34,9 +35,11 @@ var ltsc2022 = imagedriver.Platform{OS: "windows", Architecture: "amd64", OSVers
 // folder layer store.
 type imageHost struct {
 	*agent
-	reg   *registrytest.Registry
-	store *dirlayer.Store
-	host  *winsim.Host
+	reg    *registrytest.Registry
+	store  *dirlayer.Store
+	puller *registry.Puller
+	host   *winsim.Host
+	dir    string // the journal's
 }
 
 func startImageAgent(t *testing.T) *imageHost {
@@ -53,10 +56,11 @@ func startImageAgent(t *testing.T) *imageHost {
 		Retry: &remote.Backoff{Duration: time.Millisecond, Factor: 1, Steps: 1}})
 	host := winsim.New()
 	t.Cleanup(func() { host.Close() })
-	a := startAgent(t, host, t.TempDir(), func(c *actors.Config) {
+	dir := t.TempDir()
+	a := startAgent(t, host, dir, func(c *actors.Config) {
 		c.Images, c.Layers, c.Platform = puller, store, ltsc2022
 	})
-	return &imageHost{agent: a, reg: reg, store: store, host: host}
+	return &imageHost{agent: a, reg: reg, store: store, puller: puller, host: host, dir: dir}
 }
 
 // push builds a Windows image of layers (one file each) with cfg and
@@ -439,5 +443,76 @@ func TestImage_InlineCredentials(t *testing.T) {
 		if strings.Contains(l, "s3cret") {
 			t.Errorf("log line holds the password: %s", l)
 		}
+	}
+}
+
+// TestImage_BadContent: a blob that breaks off, one that does not match
+// its digest, and a layer with an entry that escapes it each fail the pull
+// with a clear error of its class and image.pull_failed, and leave nothing
+// usable in the store.
+func TestImage_BadContent(t *testing.T) {
+	h := startImageAgent(t)
+	evil, _ := imagedrivertest.Tar(t, imagedrivertest.Entry{Name: "Files/../../evil.txt", Body: "x"})
+	evilLayer, err := registrytest.TarLayer(evil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		fault registrytest.Fault
+		layer v1.Layer
+		class error
+		msg   string
+	}{
+		{"broken", registrytest.BreakOff, layer(t, "a.txt", strings.Repeat("a", 1<<20)), events.ErrUnavailable, "broke off"},
+		{"corrupt", registrytest.Corrupt, layer(t, "b.txt", strings.Repeat("b", 1<<20)), events.ErrUnavailable, "digest mismatch"},
+		{"unsafe", 0, evilLayer, events.ErrInvalid, "Files/../../evil.txt"},
+	} {
+		ref := h.push(tc.name+":1", echoConfig, tc.layer)
+		if tc.fault != 0 {
+			d, _ := tc.layer.Digest()
+			h.reg.Break(d.String(), tc.fault)
+		}
+		e := h.refused(events.Command{Verb: events.VerbCreate, Container: tc.name, Spec: &events.ContainerSpec{Image: events.ImageSpec{Ref: ref}}}, tc.class)
+		if !strings.Contains(e.Message, tc.msg) {
+			t.Errorf("%s: %q does not say %q", tc.name, e.Message, tc.msg)
+		}
+	}
+	if got := h.imageEvents(); !slices.Equal(got, []string{"image.pull_failed", "image.pull_failed", "image.pull_failed"}) {
+		t.Fatalf("image events %v", got)
+	}
+	if l, _ := h.store.List(context.Background()); len(l) != 0 {
+		t.Fatalf("layers left: %+v", l)
+	}
+	if imgs := h.images(); len(imgs) != 0 {
+		t.Fatalf("images: %+v", imgs)
+	}
+}
+
+// TestImage_Replay: after a restart the fold still knows the images and
+// the containers' scratch layers, a remove deletes the scratch layer, and
+// an image pulled before the restart is not fetched again.
+func TestImage_Replay(t *testing.T) {
+	h := startImageAgent(t)
+	ref := h.push("app:1", echoConfig, layer(t, "base.txt", "base"))
+	h.ok(events.Command{Verb: events.VerbCreate, Container: "web-1", Spec: &events.ContainerSpec{Image: events.ImageSpec{Ref: ref}}})
+	before := h.images()
+	gets := h.reg.BlobGets()
+	h.stop()
+
+	b := startAgent(t, h.host, h.dir, func(c *actors.Config) {
+		c.Images, c.Layers, c.Platform = h.puller, h.store, ltsc2022
+	})
+	if d := cmp.Diff(before, b.images()); d != "" {
+		t.Fatalf("images after the restart (-before +after):\n%s", d)
+	}
+	b.ok(events.Command{Verb: events.VerbCreate, Container: "web-2", Spec: &events.ContainerSpec{Image: events.ImageSpec{Ref: ref}}})
+	if d := cmp.Diff(gets, h.reg.BlobGets()); d != "" {
+		t.Fatalf("blobs fetched after the restart (-before +after):\n%s", d)
+	}
+	b.ok(verb(events.VerbRemove, "web-1"))
+	sc, _ := h.store.ListScratch(context.Background())
+	if len(sc) != 1 || sc[0].ContainerID != "web-2" {
+		t.Fatalf("scratch layers: %+v", sc)
 	}
 }

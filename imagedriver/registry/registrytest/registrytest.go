@@ -36,6 +36,27 @@ type Registry struct {
 	mu         sync.Mutex
 	blobGets   map[string]int // by digest
 	user, pass string
+	broken     map[string]Fault // by digest
+}
+
+// Fault is how the registry misbehaves on a blob.
+type Fault int
+
+const (
+	// BreakOff sends half the blob, then drops the connection.
+	BreakOff Fault = iota + 1
+	// Corrupt sends the whole blob with one byte changed.
+	Corrupt
+)
+
+// Break makes the registry serve blob digest with fault f, from now on.
+func (r *Registry) Break(digest string, f Fault) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.broken == nil {
+		r.broken = map[string]Fault{}
+	}
+	r.broken[digest] = f
 }
 
 // New starts a registry.
@@ -79,12 +100,41 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 	}
-	if i := strings.LastIndex(req.URL.Path, "/blobs/"); req.Method == http.MethodGet && i >= 0 {
-		r.mu.Lock()
-		r.blobGets[req.URL.Path[i+len("/blobs/"):]]++
-		r.mu.Unlock()
+	i := strings.LastIndex(req.URL.Path, "/blobs/")
+	if req.Method != http.MethodGet || i < 0 {
+		r.inner.ServeHTTP(w, req)
+		return
 	}
-	r.inner.ServeHTTP(w, req)
+	digest := req.URL.Path[i+len("/blobs/"):]
+	r.mu.Lock()
+	r.blobGets[digest]++
+	fault := r.broken[digest]
+	r.mu.Unlock()
+	if fault == 0 {
+		r.inner.ServeHTTP(w, req)
+		return
+	}
+	rec := httptest.NewRecorder()
+	r.inner.ServeHTTP(rec, req)
+	body := bytes.Clone(rec.Body.Bytes())
+	maps.Copy(w.Header(), rec.Header())
+	w.WriteHeader(rec.Code)
+	if fault == Corrupt {
+		body[len(body)/2] ^= 0xff
+		w.Write(body)
+		return
+	}
+	w.Write(body[:len(body)/2])
+	w.(http.Flusher).Flush()
+	panic(http.ErrAbortHandler) // the connection drops mid-body
+}
+
+// TarLayer returns a gzip-compressed layer of the tar archive b, whose
+// entries it keeps as they are: for layers no builder would make, such as
+// one with an entry that escapes it.
+func TarLayer(b []byte) (v1.Layer, error) {
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil },
+		tarball.WithCompressedCaching)
 }
 
 // Push stores img (a v1.Image or v1.ImageIndex) as repoTag ("app:1") and
