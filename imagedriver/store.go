@@ -122,6 +122,25 @@ func ChainIDs(diffIDs []string) []string {
 	return ids
 }
 
+// ImportID checks the arguments of [LayerStore.Import] (a diff id and
+// parent chain ids, each "sha256:<64 lowercase hex>") and returns the id of
+// the layer they make: ChainID(parents[0], diffID), or diffID for a base
+// layer. It fails with ErrInvalid naming the digest at fault.
+func ImportID(diffID string, parents []string) (string, error) {
+	if err := ValidateDigest(diffID); err != nil {
+		return "", err
+	}
+	for _, p := range parents {
+		if err := ValidateDigest(p); err != nil {
+			return "", fmt.Errorf("parent: %w", err)
+		}
+	}
+	if len(parents) == 0 {
+		return diffID, nil
+	}
+	return ChainID(parents[0], diffID), nil
+}
+
 // ValidateDigest checks that d is "sha256:" followed by 64 lowercase hex
 // digits, the only digests berth stores, and fails with ErrInvalid otherwise.
 func ValidateDigest(d string) error {

@@ -37,7 +37,6 @@ const (
 	whiteoutPrefix = ".wh."
 	whiteoutMeta   = ".wh..wh."
 	opaqueMarker   = ".wh..wh..opq"
-	maxLinkHops    = 64 // more than Linux (40) and Windows (63) follow
 	// Limits on entry names, far above what Windows layers hold, that keep
 	// a hostile layer from building trees too deep to handle.
 	maxNameLen = 4096
@@ -77,7 +76,7 @@ func unpack(ctx context.Context, dir string, r io.Reader, diffID string) (layerM
 	// A link's target may run through links created after it, so the
 	// escape check is repeated over the finished tree.
 	for _, name := range slices.Sorted(maps.Keys(u.links)) {
-		if err := u.checkLink(name); err != nil {
+		if err := imagedriver.CheckLink(name, name, u.links[name], u.link, nil); err != nil {
 			return layerMeta{}, err
 		}
 	}
@@ -154,14 +153,6 @@ type unpacker struct {
 	buf       []byte
 }
 
-func unsafeEntry(name, why string) error {
-	return fmt.Errorf("%w %q: %s", imagedriver.ErrUnsafeEntry, name, why)
-}
-
-func invalidEntry(name, why string) error {
-	return fmt.Errorf("%w: entry %q: %s", imagedriver.ErrInvalidImage, name, why)
-}
-
 // entryFault wraps an error of the file system met while writing an entry:
 // a full, failing or read-only disk stays what it is; anything else (a file
 // where a folder must go, a name the file system refuses) is the layer's
@@ -172,26 +163,26 @@ func entryFault(name string, err error) error {
 			return fmt.Errorf("entry %q: %w", name, err)
 		}
 	}
-	return invalidEntry(name, err.Error())
+	return imagedriver.InvalidEntryError(name, err.Error())
 }
 
 func (u *unpacker) entry(hdr *tar.Header, body io.Reader) error {
 	name, ok := cleanName(hdr.Name)
 	if !ok {
-		return unsafeEntry(hdr.Name, "absolute or climbing out of the layer")
+		return imagedriver.UnsafeEntryError(hdr.Name, "absolute or climbing out of the layer")
 	}
 	if len(name) > maxNameLen || strings.Count(name, "/") >= maxDepth {
-		return invalidEntry(hdr.Name[:min(len(hdr.Name), 64)]+"...", "name too long or too deep")
+		return imagedriver.InvalidEntryError(hdr.Name[:min(len(hdr.Name), 64)]+"...", "name too long or too deep")
 	}
 	if name == "" {
 		return nil // the layer's root folder
 	}
 	if via := u.viaLink(name); via != "" {
-		return unsafeEntry(hdr.Name, "its path passes through the symbolic link "+via)
+		return imagedriver.UnsafeEntryError(hdr.Name, "its path passes through the symbolic link "+via)
 	}
 	for k := range hdr.PAXRecords {
 		if strings.HasPrefix(k, "GNU.sparse.") {
-			return invalidEntry(hdr.Name, "sparse files have no place in a layer")
+			return imagedriver.InvalidEntryError(hdr.Name, "sparse files have no place in a layer")
 		}
 	}
 	dir, base := path.Dir(name), path.Base(name)
@@ -241,13 +232,13 @@ func (u *unpacker) entry(hdr *tar.Header, body io.Reader) error {
 	case tar.TypeSymlink:
 		target := strings.ReplaceAll(hdr.Linkname, `\`, "/")
 		if target == "" {
-			return invalidEntry(hdr.Name, "symbolic link without a target")
+			return imagedriver.InvalidEntryError(hdr.Name, "symbolic link without a target")
 		}
 		if err := u.clear(name); err != nil {
 			return err
 		}
 		u.links[name] = target
-		if err := u.checkLink(name); err != nil {
+		if err := imagedriver.CheckLink(name, name, u.links[name], u.link, nil); err != nil {
 			return err
 		}
 		if err := u.root.Symlink(hdr.Linkname, name); err != nil {
@@ -256,19 +247,19 @@ func (u *unpacker) entry(hdr *tar.Header, body io.Reader) error {
 	case tar.TypeLink:
 		target, ok := cleanName(hdr.Linkname)
 		if !ok || target == "" {
-			return unsafeEntry(hdr.Name, "hard link to "+hdr.Linkname+", outside the layer")
+			return imagedriver.UnsafeEntryError(hdr.Name, "hard link to "+hdr.Linkname+", outside the layer")
 		}
 		if via := u.viaLink(target); via != "" {
-			return unsafeEntry(hdr.Name, "hard link through the symbolic link "+via)
+			return imagedriver.UnsafeEntryError(hdr.Name, "hard link through the symbolic link "+via)
 		}
 		if _, ok := u.links[target]; ok {
-			return unsafeEntry(hdr.Name, "hard link to the symbolic link "+target)
+			return imagedriver.UnsafeEntryError(hdr.Name, "hard link to the symbolic link "+target)
 		}
 		if target == name {
-			return invalidEntry(hdr.Name, "hard link to itself")
+			return imagedriver.InvalidEntryError(hdr.Name, "hard link to itself")
 		}
 		if fi, err := u.root.Lstat(target); err != nil || !fi.Mode().IsRegular() {
-			return invalidEntry(hdr.Name, "hard link to "+hdr.Linkname+", which is not a file of the layer")
+			return imagedriver.InvalidEntryError(hdr.Name, "hard link to "+hdr.Linkname+", which is not a file of the layer")
 		}
 		if err := u.clear(name); err != nil {
 			return err
@@ -277,7 +268,7 @@ func (u *unpacker) entry(hdr *tar.Header, body io.Reader) error {
 			return entryFault(hdr.Name, err)
 		}
 	default:
-		return invalidEntry(hdr.Name, fmt.Sprintf("entry type %q has no place in a layer", hdr.Typeflag))
+		return imagedriver.InvalidEntryError(hdr.Name, fmt.Sprintf("entry type %q has no place in a layer", hdr.Typeflag))
 	}
 	return nil
 }
@@ -294,7 +285,7 @@ func (u *unpacker) whiteout(entry, dir, base string) error {
 	default:
 		gone := strings.TrimPrefix(base, whiteoutPrefix)
 		if gone == "" || gone == "." || gone == ".." {
-			return invalidEntry(entry, "whiteout of nothing")
+			return imagedriver.InvalidEntryError(entry, "whiteout of nothing")
 		}
 		u.whiteouts = append(u.whiteouts, path.Join(dir, gone))
 	}
@@ -340,74 +331,6 @@ func (u *unpacker) viaLink(name string) string {
 	return ""
 }
 
-// checkLink resolves the symbolic link name through the links of the layer,
-// as the operating system would, and refuses it when the resolution leaves
-// the layer, meets an absolute target, or takes too many hops.
-func (u *unpacker) checkLink(name string) error {
-	target := u.links[name]
-	var stack []string // the resolved folder, from the layer's root
-	if d := path.Dir(name); d != "." {
-		stack = strings.Split(d, "/")
-	}
-	queue, hops := []string{target}, 0
-	for len(queue) > 0 {
-		c := queue[0]
-		queue = queue[1:]
-		if strings.HasPrefix(c, "/") || hasVolume(c) {
-			return unsafeEntry(name, "link target "+target+" is absolute")
-		}
-		if strings.Contains(c, "/") {
-			queue = append(strings.Split(c, "/"), queue...)
-			continue
-		}
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			if len(stack) == 0 {
-				return unsafeEntry(name, "link target "+target+" leads outside the layer")
-			}
-			stack = stack[:len(stack)-1]
-			continue
-		}
-		stack = append(stack, c)
-		if t, ok := u.links[strings.Join(stack, "/")]; ok {
-			if hops++; hops > maxLinkHops {
-				return unsafeEntry(name, "link target "+target+" runs through too many links")
-			}
-			stack = stack[:len(stack)-1]
-			queue = append([]string{t}, queue...)
-		}
-	}
-	return nil
-}
-
-// cleanName returns the slash-separated clean form of a tar entry name, "" for
-// the layer's root, and false when the name is absolute (a leading slash or
-// backslash, a drive letter), holds a ".." element or a NUL, or is not a local
-// name on this operating system. Backslashes count as separators, as they
-// would on Windows.
-func cleanName(name string) (string, bool) {
-	n := strings.ReplaceAll(name, `\`, "/")
-	if strings.HasPrefix(n, "/") || hasVolume(n) || strings.ContainsRune(n, 0) {
-		return "", false
-	}
-	for _, c := range strings.Split(n, "/") {
-		if c == ".." {
-			return "", false
-		}
-	}
-	n = path.Clean(n)
-	if n == "." {
-		return "", true
-	}
-	return n, filepath.IsLocal(filepath.FromSlash(n))
-}
-
-func hasVolume(p string) bool {
-	return len(p) >= 2 && p[1] == ':' && ('a' <= p[0]|0x20 && p[0]|0x20 <= 'z')
-}
-
 // fileWriter writes to f, keeping its failure apart from the reader's. It
 // also hides *os.File's ReadFrom, so that io.CopyBuffer uses its buffer.
 type fileWriter struct {
@@ -421,4 +344,20 @@ func (w *fileWriter) Write(p []byte) (int, error) {
 		w.err = err
 	}
 	return n, err
+}
+
+// cleanName is imagedriver.CleanEntryName, refusing also a name that is
+// not a local name on this operating system.
+func cleanName(name string) (string, bool) {
+	n, ok := imagedriver.CleanEntryName(name)
+	if ok && n != "" {
+		ok = filepath.IsLocal(filepath.FromSlash(n))
+	}
+	return n, ok
+}
+
+// link returns the target of the layer's link at name.
+func (u *unpacker) link(name string) (string, bool) {
+	t, ok := u.links[name]
+	return t, ok
 }

@@ -104,30 +104,3 @@ func TestRules(t *testing.T) {
 		}
 	}
 }
-
-func TestCleanName(t *testing.T) {
-	for _, c := range []struct {
-		in, want string
-		ok       bool
-	}{
-		{"Files/a", "Files/a", true},
-		{`Files\a\b`, "Files/a/b", true},
-		{"./Files//a/", "Files/a", true},
-		{".", "", true},
-		{"", "", true},
-		{"Files/a..b", "Files/a..b", true},
-		{"..", "", false},
-		{"Files/..", "", false},
-		{`Files\..`, "", false},
-		{"/Files", "", false},
-		{`\Files`, "", false},
-		{"C:Files", "", false},
-		{"z:/Files", "", false},
-		{"Files/\x00", "", false},
-	} {
-		got, ok := cleanName(c.in)
-		if got != c.want || ok != c.ok {
-			t.Errorf("cleanName(%q) = %q, %v; want %q, %v", c.in, got, ok, c.want, c.ok)
-		}
-	}
-}

@@ -147,7 +147,7 @@ func (g *guard) check(r *rules) {
 			return
 		}
 		if err != nil { // a name the tar reader finds insecure that the rules let pass
-			g.verdict = unsafeEntry(hdr.Name, "not a local name")
+			g.verdict = imagedriver.UnsafeEntryError(hdr.Name, "not a local name")
 			return
 		}
 	}

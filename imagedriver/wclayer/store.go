@@ -121,17 +121,9 @@ func (s *Store) Get(ctx context.Context, id string) (imagedriver.Layer, error) {
 // final folder, whose name its GUID derives from, and published by its
 // marker, written last.
 func (s *Store) Import(ctx context.Context, diffID string, parents []string, r io.Reader) (imagedriver.Layer, error) {
-	if err := imagedriver.ValidateDigest(diffID); err != nil {
+	id, err := imagedriver.ImportID(diffID, parents)
+	if err != nil {
 		return imagedriver.Layer{}, err
-	}
-	for _, p := range parents {
-		if err := imagedriver.ValidateDigest(p); err != nil {
-			return imagedriver.Layer{}, fmt.Errorf("parent: %w", err)
-		}
-	}
-	id := diffID
-	if len(parents) > 0 {
-		id = imagedriver.ChainID(parents[0], diffID)
 	}
 	hex := strings.TrimPrefix(id, "sha256:")
 	for {
