@@ -42,7 +42,7 @@ type imageHost struct {
 	dir    string // the journal's
 }
 
-func startImageAgent(t *testing.T) *imageHost {
+func startImageAgent(t *testing.T, opts ...func(*actors.Config)) *imageHost {
 	t.Helper()
 	reg := registrytest.New()
 	t.Cleanup(reg.Close)
@@ -57,9 +57,9 @@ func startImageAgent(t *testing.T) *imageHost {
 	host := winsim.New()
 	t.Cleanup(func() { host.Close() })
 	dir := t.TempDir()
-	a := startAgent(t, host, dir, func(c *actors.Config) {
+	a := startAgent(t, host, dir, append([]func(*actors.Config){func(c *actors.Config) {
 		c.Images, c.Layers, c.Platform = puller, store, ltsc2022
-	})
+	}}, opts...)...)
 	return &imageHost{agent: a, reg: reg, store: store, puller: puller, host: host, dir: dir}
 }
 
@@ -339,11 +339,11 @@ func TestImage_PullPolicies(t *testing.T) {
 // image.pull_failed event; nothing is left in the store.
 func TestImage_BadInput(t *testing.T) {
 	h := startImageAgent(t)
-	old, err := registrytest.Image("10.0.17763.1", echoConfig, layer(t, "b.txt", "b"))
+	newer, err := registrytest.Image("10.0.26100.1", echoConfig, layer(t, "b.txt", "b"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldRef, err := h.reg.Push("old:1", old)
+	newerRef, err := h.reg.Push("newer:1", newer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +361,7 @@ func TestImage_BadInput(t *testing.T) {
 		{"UPPER/Case::x", events.ErrInvalid, "invalid image reference"},
 		{dead + "/app:1", events.ErrUnavailable, "registry unavailable"},
 		{h.reg.Host() + "/missing:1", events.ErrNotFound, "not found"},
-		{oldRef, events.ErrNotFound, "windows/amd64:10.0.17763.1"},
+		{newerRef, events.ErrNotFound, "windows/amd64:10.0.26100.1"},
 	} {
 		e := h.refused(imageCmd(events.VerbImagePull, events.ImageCommand{Ref: tc.ref}), tc.class)
 		if !strings.Contains(e.Message, tc.msg) {

@@ -72,6 +72,10 @@ type Config struct {
 	// Platform is what the host runs: pulls choose the image that best
 	// runs on it.
 	Platform imagedriver.Platform
+	// ClientEdition is true on a client edition of Windows, where a
+	// container whose spec names no isolation gets Hyper-V isolation (on a
+	// server, process isolation); see imagedriver.ChooseIsolation.
+	ClientEdition bool
 	// OnPullProgress, when set, receives each pull's progress, by the
 	// pull's normalized reference, at most every ProgressInterval per pull.
 	OnPullProgress func(ref string, u imagedriver.ProgressUpdate)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/hcsdriver"
+	"github.com/berthhq/berth/imagedriver"
 )
 
 // opEnv is what one operation may use: copies of the actor's fields, taken
@@ -173,6 +174,14 @@ func (e *opEnv) createSystem(ctx context.Context, r *opResult) (ok bool, facts [
 	} else if len(spec.Command.Entrypoint)+len(spec.Command.Args) == 0 {
 		return false, nil, fmt.Errorf("%w: spec.command: an entrypoint or args are required: this agent has no images to take a command from", events.ErrInvalid)
 	}
+	if iso, err := e.n.isolation(spec, img); err != nil {
+		return false, nil, err
+	} else if spec.Isolation != iso {
+		chosen := *spec
+		chosen.Isolation = iso // recorded in the intent: inspect shows how the container runs
+		spec = &chosen
+		e.cmd.Spec = spec
+	}
 	if ep := e.rec.Endpoint; ep != nil { // an earlier create failed and could not delete its endpoint
 		if err := e.detach(ctx, r, ep); err != nil {
 			return false, nil, err
@@ -188,7 +197,7 @@ func (e *opEnv) createSystem(ctx context.Context, r *opResult) (ok bool, facts [
 	}
 	cfg := computeConfig(e.id, e.n.cfg.Owner, spec)
 	if img != nil {
-		sc, layers, err := e.createScratch(ctx, r, img)
+		sc, layers, err := e.createScratch(ctx, r, img, cfg.HyperV)
 		if err != nil {
 			return false, []events.Event{e.event(events.ContainerCreateFailed, failure(err))}, err
 		}
@@ -565,6 +574,24 @@ func (e *opEnv) adopt(ctx context.Context) opResult {
 func failure(err error) events.FailureData {
 	code, _ := events.CodeOf(err)
 	return events.FailureData{Error: err.Error(), Code: code}
+}
+
+// isolation decides how a container of spec over img (nil without images)
+// is isolated on this host; see imagedriver.ChooseIsolation. An image the
+// host cannot run so is refused with 400, naming spec.isolation.
+func (n *Node) isolation(spec *events.ContainerSpec, img *events.Image) (string, error) {
+	var imageOS string
+	if img != nil {
+		if p, err := imagedriver.ParsePlatform(img.Platform); err == nil {
+			imageOS = p.OSVersion
+		}
+	}
+	host := imagedriver.Host{Platform: n.cfg.Platform, Client: n.cfg.ClientEdition}
+	iso, err := imagedriver.ChooseIsolation(spec.Isolation, host, imageOS)
+	if err != nil {
+		return "", fmt.Errorf("%w: spec.isolation: %w", imagedriver.Class(err), err)
+	}
+	return string(iso), nil
 }
 
 // computeConfig maps a container spec onto a compute system config.

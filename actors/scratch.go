@@ -55,8 +55,9 @@ func withImage(spec events.ContainerSpec, ref string, ic events.ImageConfig) (ev
 // scratch layer over img's layers, then records scratch_created. It returns
 // the scratch layer and the image's layers as the compute system takes
 // them, immediate parent first. On failure it records
-// scratch_create_failed, and nothing is left in the store.
-func (e *opEnv) createScratch(ctx context.Context, r *opResult, img *events.Image) (imagedriver.Scratch, []hcsdriver.Layer, error) {
+// scratch_create_failed, and nothing is left in the store. A Hyper-V
+// container's scratch is left unmounted: its utility VM attaches it.
+func (e *opEnv) createScratch(ctx context.Context, r *opResult, img *events.Image, hyperV bool) (imagedriver.Scratch, []hcsdriver.Layer, error) {
 	store := e.n.cfg.Layers
 	parents := make([]string, 0, len(img.Layers))
 	for _, l := range slices.Backward(img.Layers) {
@@ -80,7 +81,7 @@ func (e *opEnv) createScratch(ctx context.Context, r *opResult, img *events.Imag
 			layers = append(layers, hcsdriver.Layer{ID: l.GUID, Path: l.Path})
 		}
 		var err error
-		sc, err = store.CreateScratch(ctx, e.id, chain)
+		sc, err = store.CreateScratch(ctx, e.id, chain, imagedriver.ScratchOptions{Unmounted: hyperV})
 		return err
 	})
 	if err != nil {

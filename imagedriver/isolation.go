@@ -66,7 +66,7 @@ func ChooseIsolation(requested string, host Host, imageOS string) (Isolation, er
 		}
 		return "", fmt.Errorf("%w: process isolation cannot run an image for Windows %s on host build %s; %s",
 			ErrIncompatible, buildOf(cv), buildOf(hv), hint)
-	case iso == IsolationHyperV && (cv.major != hv.major || cv.minor != hv.minor || newer(cv, hv)):
+	case iso == IsolationHyperV && !hyperVCompatible(hv, cv):
 		return "", fmt.Errorf("%w: Hyper-V isolation cannot run an image for Windows %s on host build %s; use an image built for %s or older",
 			ErrIncompatible, buildOf(cv), buildOf(hv), buildOf(hv))
 	}

@@ -86,19 +86,28 @@ func windowsCompatible(host, ctr osVersion) bool {
 	return oldest <= ctr.build && ctr.build <= host.build
 }
 
+// hyperVCompatible reports whether a Hyper-V isolated container of build ctr
+// runs on a host of build host: any build up to the host's.
+func hyperVCompatible(host, ctr osVersion) bool {
+	return host.major == ctr.major && host.minor == ctr.minor && ctr.build <= host.build
+}
+
 // MatchPlatform picks the image, among those offered (in the order of the
 // image index), that best runs on host, and returns its position.
 //
 // OS and architecture must equal host's (case-insensitively); an empty field
 // of host accepts any value. Off Windows the first match wins. For Windows,
-// an offered os_version must be compatible with host's by the process
-// isolation rule (the same build below Windows Server 2022; from 2022 on, any
-// build from the previous LTSC up to the host's), and the ranking is:
+// an offered os_version must not be a later build than the host's, and the
+// ranking is:
 //
 //  1. the host's exact build and revision;
 //  2. the host's build, highest revision first;
-//  3. another compatible build, highest build and then revision first;
-//  4. an image without os_version (older manifests lack it), which cannot be
+//  3. another build compatible by the process isolation rule (the same build
+//     below Windows Server 2022; from 2022 on, any build from the previous
+//     LTSC up to the host's), highest build and then revision first;
+//  4. an older build, which only Hyper-V isolation runs (see
+//     [ChooseIsolation]), highest first;
+//  5. an image without os_version (older manifests lack it), which cannot be
 //     checked and is taken only when nothing versioned fits.
 //
 // An offered os_version that does not parse never matches. A host without
@@ -150,6 +159,8 @@ func windowsRank(host Platform, hv osVersion, hostVersioned bool, p Platform) (r
 	if p.OSVersion == "" {
 		return rank{tier: 1}, true
 	}
+	// Tiers: 5 exact, 4 same build, 3 process-compatible, 2 Hyper-V only,
+	// 1 unversioned.
 	v, ok := parseOSVersion(p.OSVersion)
 	if !ok {
 		return rank{}, false
@@ -159,15 +170,17 @@ func windowsRank(host Platform, hv osVersion, hostVersioned bool, p Platform) (r
 	case !hostVersioned && host.OSVersion != "":
 		return rank{}, false // the host's own version is unreadable: match nothing
 	case !hostVersioned:
-		r.tier = 2
-	case !windowsCompatible(hv, v):
-		return rank{}, false
-	case v.build == hv.build && v.revision == hv.revision:
-		r.tier = 4
-	case v.build == hv.build:
 		r.tier = 3
-	default:
+	case v.build == hv.build && v.revision == hv.revision && windowsCompatible(hv, v):
+		r.tier = 5
+	case v.build == hv.build && windowsCompatible(hv, v):
+		r.tier = 4
+	case windowsCompatible(hv, v):
+		r.tier = 3
+	case hyperVCompatible(hv, v):
 		r.tier = 2
+	default:
+		return rank{}, false
 	}
 	return r, true
 }

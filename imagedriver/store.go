@@ -51,12 +51,13 @@ type LayerStore interface {
 
 	// CreateScratch creates the writable layer of container containerID over
 	// parents (the image's layers, topmost first, base last), recording the
-	// chain, and mounts it: the result's VolumePath is set. Every parent must
+	// chain, and mounts it: the result's VolumePath is set, unless
+	// opts.Unmounted says otherwise. Every parent must
 	// be complete in this store (else ErrNotFound) and parents must be the
 	// whole chain of parents[0] (else ErrInvalid). It fails with ErrExists
 	// when the container has a scratch layer, and with ErrInvalid when
 	// containerID is not a valid container id. On error nothing is left.
-	CreateScratch(ctx context.Context, containerID string, parents []Layer) (Scratch, error)
+	CreateScratch(ctx context.Context, containerID string, parents []Layer, opts ScratchOptions) (Scratch, error)
 	// RemoveScratch unmounts and deletes the container's scratch layer,
 	// complete or not, or fails with ErrNotFound. Call it once no compute
 	// system uses the scratch layer any more.
@@ -81,6 +82,15 @@ type Layer struct {
 	// "" when the store cannot tell (an incomplete layer).
 	GUID     string `json:"guid,omitempty"`
 	Complete bool   `json:"complete"`
+}
+
+// ScratchOptions tune CreateScratch.
+type ScratchOptions struct {
+	// Unmounted creates the scratch layer without mounting it on the host:
+	// VolumePath stays empty. A Hyper-V isolated container's utility VM
+	// attaches its scratch itself, and a scratch mounted on the host as well
+	// would keep the VM from opening it.
+	Unmounted bool
 }
 
 // Scratch is a container's writable layer.

@@ -14,5 +14,6 @@ type host struct {
 	network  netdriver.Driver
 	layers   imagedriver.LayerStore // in DATA-DIR/layers
 	platform imagedriver.Platform   // what the host runs: pulls pick the image for it
+	client   bool                   // a client edition of Windows: Hyper-V isolation by default
 	close    func()
 }

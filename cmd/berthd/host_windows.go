@@ -25,13 +25,15 @@ func openHost(_ context.Context, o options, _ zerolog.Logger) (*host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the layer store: %w", err)
 	}
+	local := wclayer.LocalHost()
 	return &host{
 		name:     "hcs",
 		describe: "the Host Compute Service (HCS) and Host Compute Network service (HCN)",
 		compute:  winhcs.New(),
 		network:  network,
 		layers:   layers,
-		platform: wclayer.LocalHost().Platform,
+		platform: local.Platform,
+		client:   local.Client,
 		close:    func() {},
 	}, nil
 }

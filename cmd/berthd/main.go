@@ -189,7 +189,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		Node: o.node, Prefix: o.prefix, Owner: o.owner, DataDir: o.dataDir,
 		Listen: o.listen, User: o.natsUser, Password: o.natsPassword, NATSURL: o.natsURL, TLS: o.tls, Replicas: o.replicas,
 		Host: h.name, Compute: h.compute, Network: h.network, HostOps: o.hostOps, StopTimeout: o.stopTimeout,
-		Images: registry.New(registry.Options{TempDir: tmp}), Layers: h.layers, Platform: h.platform,
+		Images: registry.New(registry.Options{TempDir: tmp}), Layers: h.layers, Platform: h.platform, ClientEdition: h.client,
 		SnapshotEvery: o.snapshotEvery, Metrics: m, Logger: log,
 	}
 	if ao.Credentials, err = credentials(o, log); err != nil {

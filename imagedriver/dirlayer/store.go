@@ -64,11 +64,14 @@ import (
 )
 
 const (
-	markerExt  = ".json"
-	tmpInfix   = ".tmp-"
-	chainFile  = "layerchain.json"
-	layersDir  = "layers"
-	scratchDir = "scratch"
+	markerExt = ".json"
+	tmpInfix  = ".tmp-"
+	chainFile = "layerchain.json"
+	// unmountedFile marks a scratch layer created unmounted (for Hyper-V
+	// isolation): it is listed without a volume, as Windows lists it.
+	unmountedFile = "unmounted"
+	layersDir     = "layers"
+	scratchDir    = "scratch"
 )
 
 // Store is a layer store in a folder. It is safe for concurrent use; one
@@ -401,7 +404,7 @@ func (s *Store) usedBy(id string) error {
 
 // CreateScratch creates a container's scratch layer, as
 // imagedriver.LayerStore.CreateScratch promises.
-func (s *Store) CreateScratch(ctx context.Context, containerID string, parents []imagedriver.Layer) (imagedriver.Scratch, error) {
+func (s *Store) CreateScratch(ctx context.Context, containerID string, parents []imagedriver.Layer, opts imagedriver.ScratchOptions) (imagedriver.Scratch, error) {
 	if err := events.ValidateContainerID(containerID); err != nil {
 		return imagedriver.Scratch{}, fmt.Errorf("%w: %w", imagedriver.ErrInvalid, err)
 	}
@@ -430,6 +433,9 @@ func (s *Store) CreateScratch(ctx context.Context, containerID string, parents [
 		return imagedriver.Scratch{}, fmt.Errorf("scratch layer of %s: %w", containerID, err)
 	}
 	err := os.Mkdir(filepath.Join(dir, "Files"), 0o755)
+	if err == nil && opts.Unmounted {
+		err = os.WriteFile(filepath.Join(dir, unmountedFile), nil, 0o644)
+	}
 	if err == nil {
 		err = writeJSON(filepath.Join(dir, chainFile), ids)
 	}
@@ -437,7 +443,11 @@ func (s *Store) CreateScratch(ctx context.Context, containerID string, parents [
 		os.RemoveAll(dir)
 		return imagedriver.Scratch{}, fmt.Errorf("scratch layer of %s: %w", containerID, err)
 	}
-	return imagedriver.Scratch{ContainerID: containerID, Path: dir, Parents: ids, VolumePath: dir, Complete: true}, nil
+	sc := imagedriver.Scratch{ContainerID: containerID, Path: dir, Parents: ids, VolumePath: dir, Complete: true}
+	if opts.Unmounted {
+		sc.VolumePath = ""
+	}
+	return sc, nil
 }
 
 // RemoveScratch deletes a container's scratch layer, complete or not.
@@ -482,6 +492,9 @@ func (s *Store) scanScratch() ([]imagedriver.Scratch, error) {
 			var ids []string
 			if json.Unmarshal(b, &ids) == nil && len(ids) > 0 {
 				sc.Parents, sc.VolumePath, sc.Complete = ids, sc.Path, true
+			}
+			if _, err := os.Lstat(filepath.Join(sc.Path, unmountedFile)); err == nil {
+				sc.VolumePath = ""
 			}
 		}
 		out = append(out, sc)

@@ -315,7 +315,7 @@ func TestScratchOnDisk(t *testing.T) {
 	}
 	base := importFiles(t, s, map[string]string{"a": "1"})
 	top := importFiles(t, s, map[string]string{"b": "2"}, base.ID)
-	sc, err := s.CreateScratch(ctx, "web-1", []imagedriver.Layer{top, base})
+	sc, err := s.CreateScratch(ctx, "web-1", []imagedriver.Layer{top, base}, imagedriver.ScratchOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,7 @@ var layerStoreCases = []struct {
 	{"InvalidIDs", testInvalidIDs},
 	{"RemoveChildBeforeParent", testRemove},
 	{"Scratch", testScratch},
+	{"UnmountedScratch", testUnmountedScratch},
 	{"ScratchErrors", testScratchErrors},
 	{"ObserveHoldings", testObserve},
 }
@@ -414,7 +415,7 @@ func testRemove(t *testing.T, s imagedriver.LayerStore) {
 func testScratch(t *testing.T, s imagedriver.LayerStore) {
 	layers := chainOf(t, s, 2)
 	chain := []imagedriver.Layer{layers[1], layers[0]}
-	sc, err := s.CreateScratch(ctx, "web-rep-1", chain)
+	sc, err := s.CreateScratch(ctx, "web-rep-1", chain, imagedriver.ScratchOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +425,7 @@ func testScratch(t *testing.T, s imagedriver.LayerStore) {
 	if fi, err := os.Stat(sc.Path); err != nil || !fi.IsDir() {
 		t.Errorf("scratch path %q: %v; want a folder", sc.Path, err)
 	}
-	if _, err := s.CreateScratch(ctx, "web-rep-1", chain); !errors.Is(err, imagedriver.ErrExists) {
+	if _, err := s.CreateScratch(ctx, "web-rep-1", chain, imagedriver.ScratchOptions{}); !errors.Is(err, imagedriver.ErrExists) {
 		t.Errorf("second CreateScratch = %v; want ErrExists", err)
 	}
 	for _, l := range layers {
@@ -432,7 +433,7 @@ func testScratch(t *testing.T, s imagedriver.LayerStore) {
 			t.Errorf("Remove of a layer under a scratch = %v; want ErrInUse", err)
 		}
 	}
-	if _, err := s.CreateScratch(ctx, "web-rep-2", chain); err != nil {
+	if _, err := s.CreateScratch(ctx, "web-rep-2", chain, imagedriver.ScratchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	list, err := s.ListScratch(ctx)
@@ -458,6 +459,42 @@ func testScratch(t *testing.T, s imagedriver.LayerStore) {
 	}
 }
 
+func testUnmountedScratch(t *testing.T, s imagedriver.LayerStore) {
+	layers := chainOf(t, s, 2)
+	chain := []imagedriver.Layer{layers[1], layers[0]}
+	mounted, err := s.CreateScratch(ctx, "web-mounted", chain, imagedriver.ScratchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mounted.VolumePath == "" {
+		t.Errorf("CreateScratch = %+v; want a volume path", mounted)
+	}
+	sc, err := s.CreateScratch(ctx, "web-hv", chain, imagedriver.ScratchOptions{Unmounted: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sc.Complete || sc.VolumePath != "" || !slices.Equal(sc.Parents, []string{layers[1].ID, layers[0].ID}) {
+		t.Fatalf("unmounted CreateScratch = %+v; want a complete scratch over the chain without a volume", sc)
+	}
+	list, err := s.ListScratch(ctx)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("ListScratch = %+v, %v; want two", list, err)
+	}
+	for _, l := range list {
+		if want := l.ContainerID == "web-mounted"; (l.VolumePath != "") != want || !l.Complete {
+			t.Errorf("ListScratch lists %+v; want it complete, with a volume only if mounted", l)
+		}
+	}
+	for _, id := range []string{"web-hv", "web-mounted"} {
+		if err := s.RemoveScratch(ctx, id); err != nil {
+			t.Fatalf("RemoveScratch(%s): %v", id, err)
+		}
+	}
+	if _, err := os.Stat(sc.Path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("unmounted scratch folder after RemoveScratch: %v; want it gone", err)
+	}
+}
+
 func testScratchErrors(t *testing.T, s imagedriver.LayerStore) {
 	layers := chainOf(t, s, 2)
 	base, top := layers[0], layers[1]
@@ -475,7 +512,7 @@ func testScratchErrors(t *testing.T, s imagedriver.LayerStore) {
 		{"chain out of order", "c1", []imagedriver.Layer{base, top}, imagedriver.ErrInvalid},
 		{"chain cut short", "c1", []imagedriver.Layer{top}, imagedriver.ErrInvalid},
 	} {
-		if _, err := s.CreateScratch(ctx, c.id, c.on); !errors.Is(err, c.want) {
+		if _, err := s.CreateScratch(ctx, c.id, c.on, imagedriver.ScratchOptions{}); !errors.Is(err, c.want) {
 			t.Errorf("%s: CreateScratch = %v; want %v", c.name, err, c.want)
 		}
 	}
@@ -500,7 +537,7 @@ func testObserve(t *testing.T, s imagedriver.LayerStore) {
 	chain := chainOf(t, s, 2)
 	parents := []imagedriver.Layer{chain[1], chain[0]}
 	for _, id := range []string{"web-1", "web-2"} {
-		if _, err := s.CreateScratch(ctx, id, parents); err != nil {
+		if _, err := s.CreateScratch(ctx, id, parents, imagedriver.ScratchOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}

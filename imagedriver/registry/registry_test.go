@@ -242,10 +242,10 @@ func TestPullSelectsPlatform(t *testing.T) {
 	}
 
 	// A single image that does not fit is refused the same way.
-	single := reg.push(t, "windows/old:1", winImage(t, "10.0.17763.5329", gzipLayer(t, map[string]string{"a": "1"})))
+	single := reg.push(t, "windows/new:1", winImage(t, "10.0.26100.1742", gzipLayer(t, map[string]string{"a": "1"})))
 	if _, err := p.Resolve(ctx, single, host2022, nil); !errors.Is(err, imagedriver.ErrNoMatchingPlatform) ||
-		!strings.Contains(err.Error(), "windows/amd64:10.0.17763.5329") {
-		t.Errorf("Resolve of a 2019 image for a 2022 host = %v", err)
+		!strings.Contains(err.Error(), "windows/amd64:10.0.26100.1742") {
+		t.Errorf("Resolve of a 2025 image for a 2022 host = %v", err)
 	}
 }
 

@@ -114,7 +114,7 @@ func TestRealImage(t *testing.T) {
 		layers = append([]imagedriver.Layer{l}, layers...)
 		parents = append([]string{l.ID}, parents...)
 	}
-	sc, err := s.CreateScratch(ctx, "real-1", layers)
+	sc, err := s.CreateScratch(ctx, "real-1", layers, imagedriver.ScratchOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

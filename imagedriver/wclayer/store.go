@@ -356,7 +356,7 @@ func (s *Store) usedBy(id string) error {
 // parents' folders (trying both again while they fail in a way that may
 // pass), reads its volume, and records the chain last. On error, or when ctx
 // ends between two of these steps, it undoes what it did.
-func (s *Store) CreateScratch(ctx context.Context, containerID string, parents []imagedriver.Layer) (imagedriver.Scratch, error) {
+func (s *Store) CreateScratch(ctx context.Context, containerID string, parents []imagedriver.Layer, opts imagedriver.ScratchOptions) (imagedriver.Scratch, error) {
 	if err := events.ValidateContainerID(containerID); err != nil {
 		return imagedriver.Scratch{}, fmt.Errorf("%w: %w", imagedriver.ErrInvalid, err)
 	}
@@ -394,7 +394,7 @@ func (s *Store) CreateScratch(ctx context.Context, containerID string, parents [
 		if err != nil {
 			return imagedriver.Scratch{}, fmt.Errorf("scratch layer of %s: %w", containerID, err)
 		}
-		sc, err := s.createScratch(ctx, containerID, ids)
+		sc, err := s.createScratch(ctx, containerID, ids, !opts.Unmounted)
 		s.end(s.scratchOps, containerID, o)
 		if err != nil {
 			return imagedriver.Scratch{}, fmt.Errorf("scratch layer of %s: %w", containerID, err)
@@ -403,8 +403,9 @@ func (s *Store) CreateScratch(ctx context.Context, containerID string, parents [
 	}
 }
 
-// createScratch creates the scratch layer of cid, claimed by the caller.
-func (s *Store) createScratch(ctx context.Context, cid string, ids []string) (imagedriver.Scratch, error) {
+// createScratch creates the scratch layer of cid, claimed by the caller, and
+// mounts it when mount is true.
+func (s *Store) createScratch(ctx context.Context, cid string, ids []string, mount bool) (imagedriver.Scratch, error) {
 	dir, parents := s.scratchPath(cid), s.layerPaths(ids)
 	// The leftover of a failed removal (the scratch itself does not exist).
 	if err := s.destroy(ctx, dir, true); err != nil {
@@ -415,7 +416,7 @@ func (s *Store) createScratch(ctx context.Context, cid string, ids []string) (im
 	if err == nil {
 		err = ctx.Err()
 	}
-	if err == nil {
+	if err == nil && mount {
 		vol, err = s.mount(ctx, dir, parents)
 	}
 	if err == nil {

@@ -111,7 +111,7 @@ func TestScratchSequence(t *testing.T) {
 	s, m := newTestStore(t)
 	parents := chain(t, s)
 	m.log()
-	sc, err := s.CreateScratch(ctx, "web-1", parents)
+	sc, err := s.CreateScratch(ctx, "web-1", parents, imagedriver.ScratchOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestMountRetries(t *testing.T) {
 	m.fail("activate", codeNotReady, codeNotReady)
 	m.fail("prepare", 0x8007048F) // ERROR_DEVICE_NOT_CONNECTED as an HRESULT
 	m.log()
-	if _, err := s.CreateScratch(ctx, "c1", parents); err != nil {
+	if _, err := s.CreateScratch(ctx, "c1", parents, imagedriver.ScratchOptions{}); err != nil {
 		t.Fatalf("CreateScratch after passing failures: %v", err)
 	}
 	wantCalls(t, m, "create scratch/c1",
@@ -159,7 +159,7 @@ func TestMountRetries(t *testing.T) {
 
 	// They are tried five times in all; then the scratch is torn down.
 	m.fail("activate", codeNotReady, codeNotReady, codeNotReady, codeNotReady, codeNotReady)
-	_, err := s.CreateScratch(ctx, "c2", parents)
+	_, err := s.CreateScratch(ctx, "c2", parents, imagedriver.ScratchOptions{})
 	if codeOf(err) != codeNotReady {
 		t.Errorf("CreateScratch after five failures = %v; want the last one", err)
 	}
@@ -169,7 +169,7 @@ func TestMountRetries(t *testing.T) {
 
 	// Other failures are not tried again.
 	m.fail("prepare", codeAccessDenied)
-	if _, err := s.CreateScratch(ctx, "c3", parents); codeOf(err) != codeAccessDenied {
+	if _, err := s.CreateScratch(ctx, "c3", parents, imagedriver.ScratchOptions{}); codeOf(err) != codeAccessDenied {
 		t.Errorf("CreateScratch = %v; want access denied", err)
 	}
 	wantCalls(t, m, "create scratch/c3", "activate scratch/c3", "prepare scratch/c3", "deactivate scratch/c3",
@@ -192,7 +192,7 @@ func TestMountRetries(t *testing.T) {
 func TestTeardownOfAHeldScratch(t *testing.T) {
 	s, m := newTestStore(t)
 	parents := chain(t, s)
-	if _, err := s.CreateScratch(ctx, "web-1", parents); err != nil {
+	if _, err := s.CreateScratch(ctx, "web-1", parents, imagedriver.ScratchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	m.fail("deactivate", 0x1F, 0x1F) // ERROR_GEN_FAILURE
@@ -205,7 +205,7 @@ func TestTeardownOfAHeldScratch(t *testing.T) {
 		"rename scratch/web-1", "destroy scratch/web-1~removing")
 
 	// A destruction held by a file is tried again.
-	if _, err := s.CreateScratch(ctx, "web-2", parents); err != nil {
+	if _, err := s.CreateScratch(ctx, "web-2", parents, imagedriver.ScratchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	m.fail("destroy", codeSharingViolation, codeSharingViolation)
@@ -224,7 +224,7 @@ func TestFailedTeardownLeavesALeftover(t *testing.T) {
 	s, m := newTestStore(t)
 	parents := chain(t, s)
 	for _, cid := range []string{"web-1", "web-2"} {
-		if _, err := s.CreateScratch(ctx, cid, parents); err != nil {
+		if _, err := s.CreateScratch(ctx, cid, parents, imagedriver.ScratchOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		m.fail("destroy", codeAccessDenied, codeAccessDenied, codeAccessDenied, codeAccessDenied, codeAccessDenied)
@@ -243,7 +243,7 @@ func TestFailedTeardownLeavesALeftover(t *testing.T) {
 		t.Errorf("RemoveScratch of a removed leftover = %v; want ErrNotFound", err)
 	}
 	m.log()
-	sc, err := s.CreateScratch(ctx, "web-2", parents)
+	sc, err := s.CreateScratch(ctx, "web-2", parents, imagedriver.ScratchOptions{})
 	if err != nil || !sc.Complete {
 		t.Fatalf("CreateScratch over a leftover = %+v, %v", sc, err)
 	}
@@ -392,7 +392,7 @@ func TestOperationsInProgress(t *testing.T) {
 	if err := s.Remove(ctx, top.ID); !errors.Is(err, imagedriver.ErrInUse) {
 		t.Errorf("Remove under a scratch being created = %v; want ErrInUse", err)
 	}
-	if _, err := s.CreateScratch(cctx, "web-1", parents); !errors.Is(err, context.Canceled) {
+	if _, err := s.CreateScratch(cctx, "web-1", parents, imagedriver.ScratchOptions{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("CreateScratch during another, its context cancelled = %v; want it to wait", err)
 	}
 	s.end(s.scratchOps, "web-1", o)

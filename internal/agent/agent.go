@@ -57,6 +57,7 @@ type Options struct {
 	Images        actors.ImagePuller
 	Layers        imagedriver.LayerStore
 	Platform      imagedriver.Platform
+	ClientEdition bool // see actors.Config.ClientEdition
 	HostOps       int
 	StopTimeout   time.Duration
 	SnapshotEvery int
@@ -104,7 +105,7 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 	cfg := actors.Config{
 		Node: o.Node, Owner: o.Owner, Compute: o.Compute, Network: o.Network, HostOps: o.HostOps,
 		StopTimeout: o.StopTimeout, Output: output, Logger: log,
-		Images: o.Images, Layers: o.Layers, Platform: o.Platform, OnPullProgress: a.publishProgress,
+		Images: o.Images, Layers: o.Layers, Platform: o.Platform, ClientEdition: o.ClientEdition, OnPullProgress: a.publishProgress,
 	}
 	if o.Metrics != nil {
 		cfg.OnHostCall = o.Metrics.ObserveHostCall
