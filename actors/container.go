@@ -30,7 +30,8 @@ type containerActor struct {
 	urgent  *events.Command // a kill waiting for the operation in flight
 	stopEnv *opEnv          // the stop in flight, which a kill can escalate
 
-	early []any // queries that arrived before the record
+	early   []any           // queries that arrived before the record
+	actions []*reconcileMsg // reconcile actions queued, in queue order
 
 	sys       hcsdriver.System
 	proc      hcsdriver.Process
@@ -57,13 +58,17 @@ func (c *containerActor) Receive(ctx actor.Context) {
 		ctx.Request(ctx.Parent(), &recordReq{id: c.id})
 	case *recordRes:
 		c.ready, c.rec = true, m.rec
-		if c.rec != nil && c.sys == nil && c.busy == 0 {
-			c.queue = append([]events.Command{{Verb: opAdopt}}, c.queue...)
+		if c.rec != nil && c.sys == nil && c.busy == 0 && c.n.reconciled.Load() {
+			// Rebuilt after a panic: the old actor's handles are closed.
+			c.reconcileFirst(&reconcileMsg{})
 		}
 		for _, r := range c.early {
 			c.request(r)
 		}
 		c.early = nil
+		c.pump(ctx)
+	case *reconcileMsg:
+		c.reconcileFirst(m)
 		c.pump(ctx)
 	case *cmdMsg:
 		c.received++
@@ -100,14 +105,22 @@ func (c *containerActor) Receive(ctx actor.Context) {
 // Internal operations share the command queue so that they run in order
 // with commands; they carry no command id and record no outcome.
 const (
-	opAdopt = "_adopt" // reopen the system of a container found in the fold
-	opReap  = "_reap"  // the init process exited: shut the silo down, record the exit
+	opReconcile = "_reconcile" // carry out a reconcile action (Node.Reconcile)
+	opReap      = "_reap"      // the init process exited: shut the silo down, record the exit
 )
+
+// reconcileFirst queues a reconcile action ahead of every command: the
+// container must agree with the host before it takes commands. A message
+// without done (an actor rebuilt after a panic) plans its own action.
+func (c *containerActor) reconcileFirst(m *reconcileMsg) {
+	c.actions = append([]*reconcileMsg{m}, c.actions...)
+	c.queue = append([]events.Command{{Verb: opReconcile}}, c.queue...)
+}
 
 func (c *containerActor) enqueue(ctx actor.Context, cmd events.Command) {
 	if cmd.Verb == events.VerbKill && c.busy != 0 && c.urgent == nil {
 		switch c.busyOp {
-		case events.VerbCreate, events.VerbRun, events.VerbStart, opAdopt:
+		case events.VerbCreate, events.VerbRun, events.VerbStart, opReconcile:
 			c.urgent = &cmd // applied as soon as the operation returns
 			return
 		case events.VerbStop:
@@ -171,8 +184,23 @@ func (c *containerActor) plan(e *opEnv) (func(context.Context) opResult, error) 
 		return fmt.Errorf("%w: container %s is %s: %s", events.ErrWrongPhase, c.id, phase, fmt.Sprintf(format, a...))
 	}
 	switch cmd.Verb {
-	case opAdopt:
-		return e.adopt, nil
+	case opReconcile:
+		m := c.actions[0]
+		c.actions = c.actions[1:]
+		var a *events.Action
+		if m.done != nil {
+			a = &m.action
+		}
+		return func(ctx context.Context) opResult {
+			r, err := e.reconcile(ctx, a)
+			if err != nil {
+				c.n.cfg.Logger.Warn().Err(err).Str("container", e.id).Msg("container not reconciled")
+			}
+			if m.done != nil {
+				m.done <- err
+			}
+			return r
+		}, nil
 	case opReap:
 		if phase != events.PhaseRunning || !c.initEnded {
 			return e.nothing, nil

@@ -25,6 +25,14 @@
 // releases the address. Without a network driver (Config.Network) or a
 // configured network, containers get no endpoint.
 //
+// After Start, Reconcile makes the fold and the host agree before any
+// command runs (DESIGN §7): Observe lists what the host holds of ours, the
+// pure function Plan decides one action per container and host object (the
+// reconciliation matrix is in Plan's cases), and each action is carried
+// out, through the container's actor for a container, and journaled; a
+// node.reconciled event sums them up. A container actor rebuilt after a
+// panic plans and reconciles its own container the same way.
+//
 // Panics are logged with their stack; the actor is rebuilt from the fold and
 // the command it was handling is answered with an internal error.
 package actors

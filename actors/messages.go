@@ -40,7 +40,13 @@ type (
 		received uint64
 	}
 	snapshotDone struct{ err error }
-	bootMsg      struct{}
+	// reconcileMsg asks the container's actor to carry out a reconcile
+	// action (forwarded by the node); done receives its error.
+	reconcileMsg struct {
+		action events.Action
+		done   chan error
+	}
+	bootMsg struct{}
 )
 
 // Messages to a container actor (the node forwards waitReq and statsReq).

@@ -79,7 +79,13 @@ type Config struct {
 	// OnPullProgress, when set, receives each pull's progress, by the
 	// pull's normalized reference, at most every ProgressInterval per pull.
 	OnPullProgress func(ref string, u imagedriver.ProgressUpdate)
-	Logger         zerolog.Logger
+	// ReconcileTimeout bounds each action of Reconcile (default 1m).
+	ReconcileTimeout time.Duration
+	// OnReconcile, when set, is called after each action of Reconcile with
+	// its kind and outcome (events.OutcomeOK, OutcomeError or
+	// OutcomeTimeout). It is called from many goroutines and must be cheap.
+	OnReconcile func(kind events.ActionKind, outcome string)
+	Logger      zerolog.Logger
 }
 
 // Node is a running node actor and its containers. Its methods are safe for
@@ -93,6 +99,9 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the node starts
 	booted bool           // set and read by the node actor only
+	// reconciled is set once Reconcile has completed: from then on, a
+	// container actor rebuilt after a panic reconciles its container itself.
+	reconciled atomic.Bool
 
 	net    *netState                 // the network actor's state; set by the node actor at boot
 	netPID atomic.Pointer[actor.PID] // the network actor; nil while networking is off
@@ -119,6 +128,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = 10 * time.Second
 	}
+	if cfg.ReconcileTimeout <= 0 {
+		cfg.ReconcileTimeout = time.Minute
+	}
 	n := &Node{cfg: cfg, hostOp: make(chan struct{}, cfg.HostOps)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	zl := cfg.Logger.With().Str("component", "actor").Logger()
@@ -129,9 +141,9 @@ func New(cfg Config) (*Node, error) {
 }
 
 // Start spawns the node actor on the fold st (the result of replay) and a
-// container actor for every container in it, which reopen what the host
-// still holds. The node takes ownership of st. j, when not nil, replaces
-// cfg.Journal.
+// container actor for every container in it. The node takes ownership of
+// st. j, when not nil, replaces cfg.Journal. Call Reconcile next, before
+// submitting commands: it reopens what the host still holds.
 func (n *Node) Start(j Journal, st *events.State) error {
 	if j != nil {
 		n.cfg.Journal = j

@@ -99,6 +99,9 @@ func startAgent(t testing.TB, host *winsim.Host, dir string, opts ...func(*actor
 	if err := a.node.Start(a.j, st); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := a.node.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		a.stop()
 		nc.Close()

@@ -61,6 +61,12 @@ func (a *nodeActor) Receive(ctx actor.Context) {
 		} else {
 			m.reply <- result[events.Container]{err: notFound(m.id)}
 		}
+	case *reconcileMsg:
+		ch, ok := a.children[m.action.Container]
+		if !ok {
+			ch = a.spawn(ctx, m.action.Container)
+		}
+		ctx.Send(ch.pid, m)
 	case *statsReq:
 		if ch, ok := a.children[m.id]; ok {
 			ctx.Send(ch.pid, m)

@@ -517,60 +517,6 @@ func (e *opEnv) destroy(ctx context.Context) error {
 	return e.sys.Close()
 }
 
-// adopt reattaches to the host what the fold says a container holds, after
-// an agent restart or an actor rebuild.
-func (e *opEnv) adopt(ctx context.Context) opResult {
-	var r opResult
-	n := e.n
-	err := n.hostCall(ctx, "container.open", func() (err error) { e.sys, err = n.cfg.Compute.Open(ctx, e.id); return err })
-	lost := errors.Is(err, hcsdriver.ErrNotFound)
-	if err != nil && !lost {
-		n.cfg.Logger.Warn().Err(err).Str("container", e.id).Msg("compute system not reopened")
-		return r
-	}
-	r.sys = e.sys
-	switch e.rec.Phase {
-	case events.PhaseCreating: // interrupted create: roll back
-		msg := "create interrupted by an agent restart; rolled back"
-		if err := e.dismantle(ctx, &r); err != nil {
-			msg = "create interrupted by an agent restart; not rolled back: " + err.Error()
-		}
-		return e.finish(ctx, &r, []events.Event{e.event(events.ContainerCreateFailed, events.FailureData{Error: msg})}, nil, nil)
-	case events.PhaseRemoving: // interrupted remove: finish it
-		if err := e.dismantle(ctx, &r); err != nil {
-			return e.finish(ctx, &r, []events.Event{e.event(events.ContainerRemoveFailed, failure(err))}, nil, nil)
-		}
-		return e.finish(ctx, &r, []events.Event{e.event(events.ContainerRemoved, nil)}, nil, nil)
-	case events.PhaseCreated, events.PhaseRunning, events.PhaseStopping:
-		if lost {
-			return e.finish(ctx, &r, []events.Event{e.exitEvent(nil, events.ReasonHostLost, "the host no longer has the compute system")}, nil, nil)
-		}
-	default:
-		return r
-	}
-	if e.rec.Phase == events.PhaseStopping { // interrupted stop: finish it
-		exit, err := e.stopSystem(ctx, 0)
-		if err != nil {
-			return r
-		}
-		return e.finish(ctx, &r, []events.Event{exit}, nil, nil)
-	}
-	if e.rec.Phase == events.PhaseRunning {
-		p, err := e.sys.OpenProcess(ctx, e.rec.Pid)
-		if err != nil {
-			// The init process ended while the agent was away; its code is lost.
-			e.proc = nil
-			if _, herr := e.halt(ctx, 30*time.Second); herr != nil {
-				return r
-			}
-			return e.finish(ctx, &r, []events.Event{e.exitEvent(nil, events.ReasonExited,
-				"the init process ended while the agent was down; the platform keeps no exit code for it")}, nil, nil)
-		}
-		r.proc = p
-	}
-	return r
-}
-
 func failure(err error) events.FailureData {
 	code, _ := events.CodeOf(err)
 	return events.FailureData{Error: err.Error(), Code: code}

@@ -61,6 +61,17 @@ type Options struct {
 	HostOps       int
 	StopTimeout   time.Duration
 	SnapshotEvery int
+	// InboxAckWait is how long a delivered command may stay unanswered
+	// before the inbox delivers it again (journal.Config.InboxAckWait).
+	InboxAckWait time.Duration
+	// OnReconcile, when set, is told of each reconcile action's kind and
+	// outcome (actors.Config.OnReconcile).
+	OnReconcile func(kind events.ActionKind, outcome string)
+	// Failpoint is for crash tests: when set, it is called before each
+	// append of the node's actors (durable false) and after it succeeds
+	// (durable true), with the events, and may block to hold the agent at
+	// that step.
+	Failpoint func(evs []events.Event, durable bool)
 	// Metrics, when set, receives the agent's measurements: commands, journal
 	// batches, host operations, and containers by phase.
 	Metrics *metrics.Metrics
@@ -106,6 +117,7 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 		Node: o.Node, Owner: o.Owner, Compute: o.Compute, Network: o.Network, HostOps: o.HostOps,
 		StopTimeout: o.StopTimeout, Output: output, Logger: log,
 		Images: o.Images, Layers: o.Layers, Platform: o.Platform, ClientEdition: o.ClientEdition, OnPullProgress: a.publishProgress,
+		OnReconcile: o.OnReconcile,
 	}
 	if o.Metrics != nil {
 		cfg.OnHostCall = o.Metrics.ObserveHostCall
@@ -116,7 +128,7 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 	}
 	jcfg := journal.Config{
 		Subjects: a.Subjects, Replicas: o.Replicas, SnapshotEvery: o.SnapshotEvery,
-		Window: events.DefaultWindow, OnDurable: a.Node.Durable, Logger: log,
+		Window: events.DefaultWindow, OnDurable: a.Node.Durable, InboxAckWait: o.InboxAckWait, Logger: log,
 	}
 	if o.Metrics != nil {
 		jcfg.OnCommit = o.Metrics.ObserveCommit
@@ -131,13 +143,23 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 		return nil, fmt.Errorf("replaying the journal: %w", err)
 	}
 	log.Info().Uint64("seq", st.Seq).Int("containers", len(st.Containers)).Dur("took", time.Since(bootStart)).Msg("journal replayed")
-	if err := a.Node.Start(a.Journal, st); err != nil {
+	var j actors.Journal = a.Journal
+	if o.Failpoint != nil {
+		j = failpointJournal{a.Journal, o.Failpoint}
+	}
+	if err := a.Node.Start(j, st); err != nil {
 		return nil, err
 	}
 	if _, err := a.Journal.Append(ctx, events.NewEvent(o.Node, events.NodeStarted, o.Node, "",
 		events.NodeStartedData{Version: control.Version, Host: o.Host, Owner: o.Owner})); err != nil {
 		return nil, fmt.Errorf("recording the start: %w", err)
 	}
+	// Commands are consumed only once the host and the fold agree.
+	rec, err := a.Node.Reconcile(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reconciling with the host: %w", err)
+	}
+	log.Info().Interface("summary", rec.Summary).Dur("took", rec.Took.Std()).Msg("reconciled with the host")
 	inbox, err := a.Journal.Inbox(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("opening the command inbox: %w", err)
@@ -160,6 +182,21 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 	log.Info().Str("commands", a.Subjects.Commands()).Str("events", a.Subjects.Events()).
 		Str("api", a.Subjects.APIGroup()+".>").Msg("berthd ready")
 	return a, nil
+}
+
+// failpointJournal calls a failpoint around each append.
+type failpointJournal struct {
+	*journal.Journal
+	at func(evs []events.Event, durable bool)
+}
+
+func (f failpointJournal) Append(ctx context.Context, evs ...events.Event) ([]events.Event, error) {
+	f.at(evs, false)
+	out, err := f.Journal.Append(ctx, evs...)
+	if err == nil {
+		f.at(out, true)
+	}
+	return out, err
 }
 
 func (a *Agent) connect(ctx context.Context, o *Options) error {
