@@ -21,6 +21,7 @@ import (
 	"github.com/berthhq/berth/actors"
 	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/hcsdriver"
+	"github.com/berthhq/berth/hcsdriver/winhcs"
 	"github.com/berthhq/berth/imagedriver"
 	"github.com/berthhq/berth/imagedriver/dirlayer"
 	"github.com/berthhq/berth/imagedriver/imagedrivertest"
@@ -514,5 +515,36 @@ func TestImage_Replay(t *testing.T) {
 	sc, _ := h.store.ListScratch(context.Background())
 	if len(sc) != 1 || sc[0].ContainerID != "web-2" {
 		t.Fatalf("scratch layers: %+v", sc)
+	}
+}
+
+// TestImage_ConfigBuildsAnHCSDocument: the compute config of a container
+// created from an image is one the Windows adapter turns into an HCS
+// document: layers immediate parent first with their GUIDs, and for Hyper-V
+// isolation the scratch folder and no volume. (Process isolation needs the
+// \\?\Volume{GUID} of a mounted scratch, which only the Windows layer store
+// gives; the folder store's volume path is its folder.)
+func TestImage_ConfigBuildsAnHCSDocument(t *testing.T) {
+	h := startImageAgent(t)
+	ref := h.push("app:1", echoConfig, layer(t, "base.txt", "base"), layer(t, "app.txt", "app"))
+	h.ok(events.Command{Verb: events.VerbCreate, Container: "hv-1",
+		Spec: &events.ContainerSpec{Image: events.ImageSpec{Ref: ref}, Isolation: "hyperv"}})
+	cfg := hostConfig(t, h.host, "hv-1")
+	doc, err := winhcs.BuildDocument("hv-1", cfg, 4)
+	if err != nil {
+		t.Fatalf("BuildDocument(%+v): %v", cfg, err)
+	}
+	c, _ := h.node.Inspect(context.Background(), "hv-1")
+	base, _ := h.store.Get(context.Background(), c.Scratch.Parents[1])
+	if len(doc.Layers) != 2 || doc.Layers[1].Path != base.Path || doc.LayerFolderPath != c.Scratch.Path ||
+		doc.VolumePath != "" || doc.HvRuntime == nil || doc.HvRuntime.ImagePath != base.Path+`\UtilityVM` {
+		t.Fatalf("document: %+v", doc)
+	}
+
+	h.ok(events.Command{Verb: events.VerbCreate, Container: "p-1", Spec: &events.ContainerSpec{Image: events.ImageSpec{Ref: ref}}})
+	cfg = hostConfig(t, h.host, "p-1")
+	cfg.VolumePath = `\\?\Volume{0b5a3c2e-9a44-4f0e-8d7b-2f8a4b2c1d3e}` // what wclayer mounts
+	if _, err := winhcs.BuildDocument("p-1", cfg, 4); err != nil {
+		t.Fatalf("BuildDocument of a process-isolated container: %v", err)
 	}
 }

@@ -201,7 +201,10 @@ func (e *opEnv) createSystem(ctx context.Context, r *opResult) (ok bool, facts [
 		if err != nil {
 			return false, []events.Event{e.event(events.ContainerCreateFailed, failure(err))}, err
 		}
-		cfg.Layers, cfg.VolumePath, cfg.LayerFolderPath = layers, sc.VolumePath, sc.Path
+		cfg.Layers, cfg.LayerFolderPath = layers, sc.Path
+		if !cfg.HyperV { // a utility VM mounts the scratch layer itself
+			cfg.VolumePath = sc.VolumePath
+		}
 	}
 	ep, err := e.attach(ctx, r)
 	if err != nil {
