@@ -201,10 +201,8 @@ func (e *opEnv) createSystem(ctx context.Context, r *opResult) (ok bool, facts [
 		if err != nil {
 			return false, []events.Event{e.event(events.ContainerCreateFailed, failure(err))}, err
 		}
-		cfg.Layers, cfg.LayerFolderPath = layers, sc.Path
-		if !cfg.HyperV { // a utility VM mounts the scratch layer itself
-			cfg.VolumePath = sc.VolumePath
-		}
+		// A Hyper-V container's scratch is unmounted: VolumePath is "".
+		cfg.Layers, cfg.VolumePath, cfg.LayerFolderPath = layers, sc.VolumePath, sc.Path
 	}
 	ep, err := e.attach(ctx, r)
 	if err != nil {
