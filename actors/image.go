@@ -368,17 +368,9 @@ func (n *Node) images(ctx context.Context) (imageView, error) {
 // viewOf builds the image view of the fold st.
 func viewOf(st *events.State) imageView {
 	v := imageView{images: make(map[string]*events.Image, len(st.Images)), users: map[string][]string{}}
-	for id := range st.Images {
-		cp := *st.Images[id]
-		v.images[id] = &cp
-	}
-	for _, c := range st.Containers {
-		if c.Image != "" && c.Phase != events.PhaseFailed {
-			v.users[c.Image] = append(v.users[c.Image], c.ID)
-		}
-	}
-	for _, u := range v.users {
-		slices.Sort(u)
+	for _, s := range st.ImageList() {
+		im := s.Image
+		v.images[im.ID], v.users[im.ID] = &im, s.Containers
 	}
 	return v
 }
