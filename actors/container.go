@@ -39,6 +39,7 @@ type containerActor struct {
 	initEnded bool
 	endLife   context.CancelFunc // stops the init watcher
 	waiters   []chan result[events.Exit]
+	execs     map[string]bool // exec sessions running
 }
 
 func newContainer(n *Node, id string) actor.Actor { return &containerActor{n: n, id: id} }
@@ -85,6 +86,12 @@ func (c *containerActor) Receive(ctx actor.Context) {
 		c.initCode, c.initEnded = m.code, true
 		c.queue = append([]events.Command{{Verb: opReap}}, c.queue...)
 		c.pump(ctx)
+	case *execEnded:
+		c.execEnded(ctx, m)
+	case *applied:
+		for i := range m.evs {
+			c.apply(&m.evs[i])
+		}
 	case *statsReq, *waitReq:
 		if !c.ready {
 			c.early = append(c.early, m)
@@ -245,6 +252,8 @@ func (c *containerActor) plan(e *opEnv) (func(context.Context) opResult, error) 
 			return e.kill, nil
 		}
 		return nil, wrong("it is not running")
+	case events.VerbExec:
+		return c.planExec(e, phase)
 	case events.VerbRemove:
 		if (phase == events.PhaseRunning || phase == events.PhaseStopping) && !cmd.Force {
 			return nil, wrong("stop it first, or remove it with force")
@@ -279,6 +288,9 @@ func (c *containerActor) done(ctx actor.Context, m *opDone) {
 	}
 	for i := range r.evs {
 		c.apply(&r.evs[i])
+	}
+	if r.exec != nil {
+		c.watchExec(ctx, r.exec)
 	}
 	if r.answer != nil {
 		ctx.Send(ctx.Parent(), r.answer)

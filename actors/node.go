@@ -52,6 +52,12 @@ type Config struct {
 	// they are produced; it must read until EOF. Unset, output is drained
 	// and discarded.
 	Output func(container, stream string, r io.Reader)
+	// Exec, when set, serves the stdio of exec sessions; nil turns exec off
+	// (exec commands are refused with 409).
+	Exec ExecAttacher
+	// MaxExecs bounds the exec sessions one container runs at once
+	// (default DefaultMaxExecs).
+	MaxExecs int
 	// OnHostCall, when set, is called after each host operation with the
 	// operation's name (container.create, container.open, container.start,
 	// container.shutdown, container.terminate, container.stats,
@@ -124,6 +130,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.HostOps <= 0 {
 		cfg.HostOps = 32
+	}
+	if cfg.MaxExecs <= 0 {
+		cfg.MaxExecs = DefaultMaxExecs
 	}
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = 10 * time.Second

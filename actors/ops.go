@@ -55,6 +55,7 @@ type opResult struct {
 	closeSys  bool              // the system handle was closed
 	closeProc bool              // the init process is gone
 	answer    *answer           // the command's reply
+	exec      *execRun          // an exec session started
 }
 
 func (e *opEnv) event(typ string, data any) events.Event {

@@ -309,6 +309,7 @@ func (e *opEnv) reconcile(ctx context.Context, a *events.Action) (opResult, erro
 	}
 	switch a.Kind {
 	case events.ActionAdopt:
+		e.endOrphanExecs(ctx, &r)
 		if a.Pid == 0 {
 			return r, nil
 		}

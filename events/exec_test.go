@@ -143,11 +143,14 @@ func TestFoldExec(t *testing.T) {
 	must(apply(events.ContainerStarting, nil))
 	must(apply(events.ContainerStarted, events.StartedData{Pid: 4}))
 	must(apply(events.ContainerExecStarted, events.ExecStartedData{Exec: "x", Command: []string{"cmd"}, Pid: 8}))
+	if got := st.Containers["web"].Execs; len(got) != 1 || got["x"] != 8 {
+		t.Errorf("Execs after exec_started = %v, want x: 8", got)
+	}
 	must(apply(events.ContainerStopping, events.StoppingData{}))
 	must(apply(events.ContainerExecExited, events.ExecExit{Exec: "x", Code: events.ExitCode(1), Reason: events.ReasonExited}))
 	c := st.Containers["web"]
-	if c.Phase != events.PhaseStopping || c.Intent != events.ContainerStopping || c.Seq != seq {
-		t.Errorf("after exec_exited: phase %s intent %q seq %d, want stopping, its intent, %d", c.Phase, c.Intent, c.Seq, seq)
+	if c.Phase != events.PhaseStopping || c.Intent != events.ContainerStopping || c.Seq != seq || c.Execs != nil {
+		t.Errorf("after exec_exited: phase %s intent %q seq %d execs %v, want stopping, its intent, %d, none", c.Phase, c.Intent, c.Seq, c.Execs, seq)
 	}
 	delete(st.Containers, "web")
 	must(apply(events.ContainerExecExited, events.ExecExit{Exec: "x", Reason: events.ReasonAgentStopped}))

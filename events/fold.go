@@ -36,6 +36,9 @@ type Container struct {
 	// scratch_removed.
 	Image   string   `json:"image,omitempty"`
 	Scratch *Scratch `json:"scratch,omitempty"`
+	// Execs maps the exec sessions running in the container to their
+	// process ids, from exec_started to exec_exited.
+	Execs map[string]int `json:"execs,omitempty"`
 	// Seq is the journal sequence of the last event applied to this record.
 	Seq uint64 `json:"seq"`
 }
@@ -323,6 +326,7 @@ func (s *State) applyContainer(e *Event) error {
 		c.Pid, c.StartedAt = started.Pid, e.Time
 	case ContainerExited:
 		c.Exit, c.Pid = &exit, 0
+		c.Execs = nil // an exec process does not outlive its compute system
 	case ContainerCreateFailed, ContainerRemoveFailed, ContainerUnknown:
 		c.Error = failure.Error
 	case ContainerRemoved:
@@ -345,13 +349,22 @@ func (s *State) applyExec(e *Event) error {
 		if c == nil || c.Phase != PhaseRunning {
 			return fmt.Errorf("%w: %s for container %s, which is not running", ErrWrongPhase, e.Short(), e.Subject)
 		}
-	} else {
-		var x ExecExit
-		if err := e.Decode(&x); err != nil {
-			return err
+		if c.Execs == nil {
+			c.Execs = map[string]int{}
 		}
+		c.Execs[d.Exec] = d.Pid
+		c.Seq = e.Seq
+		return nil
+	}
+	var x ExecExit
+	if err := e.Decode(&x); err != nil {
+		return err
 	}
 	if c != nil {
+		delete(c.Execs, x.Exec)
+		if len(c.Execs) == 0 {
+			c.Execs = nil
+		}
 		c.Seq = e.Seq
 	}
 	return nil
@@ -393,6 +406,7 @@ func (c *Container) clone() *Container {
 	}
 	cc.Endpoint = c.Endpoint.clone()
 	cc.Scratch = c.Scratch.clone()
+	cc.Execs = maps.Clone(c.Execs)
 	return &cc
 }
 

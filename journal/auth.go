@@ -78,7 +78,11 @@ func Permissions(role Role, subj events.Subjects) (*server.Permissions, error) {
 	case RoleOperator:
 		return allow(read, sub), nil
 	case RoleControl:
-		return allow(append([]string{anyOf("cmd")}, read...), sub), nil
+		// Exec stdio: the client side publishes in, resize and credit and
+		// reads out, err and exit of any exec id of the node.
+		exec := func(ch string) string { return subj.Exec("*", ch) }
+		pub := append([]string{anyOf("cmd"), exec(events.ExecIn), exec(events.ExecResize), exec(events.ExecCredit)}, read...)
+		return allow(pub, append(sub, exec(events.ExecOut), exec(events.ExecErr), exec(events.ExecExitCh))), nil
 	case RoleAgent:
 		// The agent owns its node's streams, answers on inboxes and serves
 		// the micro service; it is kept to its own node's subjects.

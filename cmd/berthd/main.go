@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/berthhq/berth/actors"
 	"github.com/berthhq/berth/control"
 	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/imagedriver/registry"
@@ -54,6 +55,11 @@ type options struct {
 	hostOps       int
 	stopTimeout   time.Duration
 	snapshotEvery int
+	exec          bool
+	maxExecs      int
+	execIdle      time.Duration
+	logMaxBytes   string
+	logMaxAge     time.Duration
 	logFormat     string
 	logLevel      string
 }
@@ -96,6 +102,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	f.IntVar(&o.hostOps, "host-ops", 32, "concurrent host operations")
 	f.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "grace period of a stop that names none")
 	f.IntVar(&o.snapshotEvery, "snapshot-every", 10000, "save a snapshot of the fold every N events")
+	f.BoolVar(&o.exec, "exec", true, "serve exec; false refuses exec commands with 409")
+	f.IntVar(&o.maxExecs, "exec-max-per-container", actors.DefaultMaxExecs, "exec sessions one container may run at once")
+	f.DurationVar(&o.execIdle, "exec-idle-timeout", control.DefaultExecIdle, "kill an exec whose client sends nothing (no credit, no heartbeat) for this long")
+	f.StringVar(&o.logMaxBytes, "log-max-bytes", "1Gi", "size limit of the node's log stream (container output); the oldest lines go first")
+	f.DurationVar(&o.logMaxAge, "log-max-age", journal.DefaultLogMaxAge, "age limit of the node's log stream")
 	f.StringVar(&o.logFormat, "log-format", "json", "json, or console for people")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.AddCommand(&cobra.Command{
@@ -160,6 +171,19 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	logMax, err := events.ParseSize(o.logMaxBytes)
+	if err != nil || logMax < 1<<20 {
+		return fmt.Errorf("--log-max-bytes %q: want a size of at least 1Mi such as 512Mi or 2Gi", o.logMaxBytes)
+	}
+	if o.logMaxAge < time.Minute {
+		return fmt.Errorf("--log-max-age %s: want at least 1m", o.logMaxAge)
+	}
+	if o.maxExecs < 1 {
+		return fmt.Errorf("--exec-max-per-container %d: want at least 1 (turn exec off with --exec=false)", o.maxExecs)
+	}
+	if o.execIdle < 2*control.ExecHeartbeat {
+		return fmt.Errorf("--exec-idle-timeout %s: want at least %s, twice the clients' heartbeat", o.execIdle, 2*control.ExecHeartbeat)
+	}
 	m := metrics.New()
 	var running atomic.Pointer[agent.Agent]
 	if o.http != "" {
@@ -190,7 +214,8 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		Listen: o.listen, User: o.natsUser, Password: o.natsPassword, NATSURL: o.natsURL, TLS: o.tls, Replicas: o.replicas,
 		Host: h.name, Compute: h.compute, Network: h.network, HostOps: o.hostOps, StopTimeout: o.stopTimeout,
 		Images: registry.New(registry.Options{TempDir: tmp}), Layers: h.layers, Platform: h.platform, ClientEdition: h.client,
-		SnapshotEvery: o.snapshotEvery, Metrics: m, Logger: log,
+		SnapshotEvery: o.snapshotEvery, ExecOff: !o.exec, MaxExecs: o.maxExecs, ExecIdle: o.execIdle,
+		LogMaxBytes: int64(logMax), LogMaxAge: o.logMaxAge, Metrics: m, Logger: log,
 	}
 	if ao.Credentials, err = credentials(o, log); err != nil {
 		return err

@@ -72,6 +72,16 @@ type Options struct {
 	// (durable true), with the events, and may block to hold the agent at
 	// that step.
 	Failpoint func(evs []events.Event, durable bool)
+	// ExecOff turns exec off; MaxExecs bounds a container's exec sessions
+	// (actors.DefaultMaxExecs when 0) and ExecIdle is how long a session
+	// waits for word from its client (control.DefaultExecIdle when 0).
+	ExecOff  bool
+	MaxExecs int
+	ExecIdle time.Duration
+	// LogMaxBytes and LogMaxAge bound the node's log stream (the journal's
+	// defaults when 0).
+	LogMaxBytes int64
+	LogMaxAge   time.Duration
 	// Metrics, when set, receives the agent's measurements: commands, journal
 	// batches, host operations, and containers by phase.
 	Metrics *metrics.Metrics
@@ -87,6 +97,7 @@ type Agent struct {
 	Subjects events.Subjects
 
 	api      *control.Server
+	execs    *control.ExecHub // nil when exec is off
 	closed   bool
 	stopping atomic.Bool
 }
@@ -115,9 +126,15 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 	output := func(container, stream string, r io.Reader) { a.Journal.Logs().Copy(container, stream, r) }
 	cfg := actors.Config{
 		Node: o.Node, Owner: o.Owner, Compute: o.Compute, Network: o.Network, HostOps: o.HostOps,
-		StopTimeout: o.StopTimeout, Output: output, Logger: log,
+		StopTimeout: o.StopTimeout, Output: output, MaxExecs: o.MaxExecs, Logger: log,
 		Images: o.Images, Layers: o.Layers, Platform: o.Platform, ClientEdition: o.ClientEdition, OnPullProgress: a.publishProgress,
 		OnReconcile: o.OnReconcile,
+	}
+	if !o.ExecOff {
+		if a.execs, err = control.NewExecHub(a.Conn, a.Subjects, o.ExecIdle, log); err != nil {
+			return nil, err
+		}
+		cfg.Exec = execAttacher{a.execs}
 	}
 	if o.Metrics != nil {
 		cfg.OnHostCall = o.Metrics.ObserveHostCall
@@ -128,7 +145,8 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 	}
 	jcfg := journal.Config{
 		Subjects: a.Subjects, Replicas: o.Replicas, SnapshotEvery: o.SnapshotEvery,
-		Window: events.DefaultWindow, OnDurable: a.Node.Durable, InboxAckWait: o.InboxAckWait, Logger: log,
+		Window: events.DefaultWindow, OnDurable: a.Node.Durable, InboxAckWait: o.InboxAckWait,
+		LogMaxBytes: o.LogMaxBytes, LogMaxAge: o.LogMaxAge, Logger: log,
 	}
 	if o.Metrics != nil {
 		jcfg.OnCommit = o.Metrics.ObserveCommit
@@ -288,6 +306,11 @@ func (a *Agent) Stop(ctx context.Context) error {
 	if a.api != nil {
 		errs = append(errs, a.api.Stop(ctx))
 	}
+	if a.execs != nil {
+		// Exec streams cannot outlive the agent: their processes are killed,
+		// and their ends recorded while the actors still run.
+		errs = append(errs, a.execs.Close(ctx))
+	}
 	if a.Node != nil {
 		errs = append(errs, a.Node.Shutdown(ctx))
 	}
@@ -305,3 +328,12 @@ func (a *Agent) Stop(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// execAttacher lets the actors hand exec processes to the exec hub.
+type execAttacher struct{ h *control.ExecHub }
+
+func (x execAttacher) Attach(ctx context.Context, id string, p hcsdriver.Process, tty bool) (<-chan events.ExecExit, error) {
+	return x.h.Attach(ctx, id, p, tty)
+}
+
+func (x execAttacher) Serves(id string) bool { return x.h.Serves(id) }
