@@ -46,6 +46,10 @@ type Config struct {
 	// HostOps bounds concurrent host operations across all containers
 	// (default 32).
 	HostOps int
+	// MaxContainers, when positive, bounds the containers the node holds
+	// (created and not yet removed, creates in flight included): a create
+	// or run beyond it is refused with a conflict (409) naming the limit.
+	MaxContainers int
 	// StopTimeout is the grace period of a stop that names none (default 10s).
 	StopTimeout time.Duration
 	// Output, when set, receives each init process's stdout and stderr as

@@ -482,3 +482,33 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestMaxContainersRefusesCreatesBeyondIt(t *testing.T) {
+	host := winsim.New()
+	defer host.Close()
+	a := startAgent(t, host, t.TempDir(), func(c *actors.Config) { c.MaxContainers = 2 })
+	a.ok(run("c1", "ping", "-t", "localhost"))
+	a.ok(events.Command{Verb: events.VerbCreate, Container: "c2", Spec: spec("ping", "-t", "localhost")})
+	e := a.refused(run("c3", "ping", "-t", "localhost"), events.ErrConflict)
+	if e.Code != 409 || !strings.Contains(e.Message, "holds 2 containers, its limit (berthd --max-containers)") {
+		t.Fatalf("third container: %+v", e)
+	}
+	if _, ok := hostSystems(host)["c3"]; ok {
+		t.Fatal("the refused container reached the host")
+	}
+	// Commands for the containers it holds still run.
+	a.ok(verb(events.VerbStart, "c2"))
+	a.ok(events.Command{Verb: events.VerbRemove, Container: "c1", Force: true})
+	// c1's actor retires after its removal; then there is room again.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := a.do(run("c3", "ping", "-t", "localhost"))
+		if r.OK {
+			break
+		}
+		if !errors.Is(r.Err(), events.ErrConflict) || time.Now().After(deadline) {
+			t.Fatalf("c3 after c1 was removed: %v", r.Err())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

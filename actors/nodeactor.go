@@ -196,6 +196,11 @@ func (a *nodeActor) submit(ctx actor.Context, m *submitMsg) {
 			a.recordOutcome(ctx, m.cmd, notFound(m.cmd.Container))
 			return
 		}
+		if max := a.n.cfg.MaxContainers; max > 0 && len(a.children) >= max {
+			p.local = true
+			a.recordOutcome(ctx, m.cmd, fmt.Errorf("%w: node %s holds %d containers, its limit (berthd --max-containers); remove one first", events.ErrConflict, a.n.cfg.Node, len(a.children)))
+			return
+		}
 		ch = a.spawn(ctx, m.cmd.Container)
 	}
 	ch.sent++

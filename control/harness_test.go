@@ -47,7 +47,11 @@ type hconfig struct {
 	noInbox     bool // queries only
 	noHistory   bool
 	observer    control.Observer
+	maxCommand  int // control.Options.MaxCommandSize
 }
+
+// mountRoot is the one folder a harness's containers may mount from.
+const mountRoot = `D:\data`
 
 func newHarness(t testing.TB, cfg hconfig) *harness {
 	t.Helper()
@@ -80,7 +84,7 @@ func newHarness(t testing.TB, cfg hconfig) *harness {
 	}
 	h.agent = newFakeAgent(h.j, st)
 	h.opts = control.Options{Conn: h.nc, Subjects: h.subj, Agent: h.agent, MaxInFlight: cfg.maxInFlight,
-		Observer: cfg.observer, Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)}
+		Observer: cfg.observer, MountRoots: []string{mountRoot}, MaxCommandSize: cfg.maxCommand, Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)}
 	if !cfg.noInbox {
 		if h.opts.Inbox, err = h.j.Inbox(ctx); err != nil {
 			t.Fatal(err)

@@ -70,7 +70,7 @@ func (s *Server) runIntake(ctx context.Context) {
 func (s *Server) take(ctx context.Context, m message) {
 	s.setIntakeErr(nil)
 	start := time.Now()
-	cmd, err := admit(s.subj.Prefix, m.Verb, m.ID, m.ReplyTo, m.Data)
+	cmd, err := s.admit(m)
 	if err != nil {
 		s.refuse(m, cmd, err, start)
 		return
@@ -87,6 +87,18 @@ func (s *Server) take(ctx context.Context, m message) {
 	ch := s.opts.Agent.Submit(cmd)
 	s.waiters.Add(1)
 	go s.await(m, cmd, ch, start)
+}
+
+// admit checks m against the node's limits, then decodes and checks it.
+func (s *Server) admit(m message) (events.Command, error) {
+	if s.opts.MaxCommandSize > 0 && len(m.Data) > s.opts.MaxCommandSize {
+		return events.Command{}, fmt.Errorf("%w: command is %d bytes, more than this node's %d byte limit (berthd --max-command-size)", events.ErrInvalid, len(m.Data), s.opts.MaxCommandSize)
+	}
+	cmd, err := admit(s.subj.Prefix, m.Verb, m.ID, m.ReplyTo, m.Data)
+	if err == nil {
+		err = events.CheckMounts(cmd.Spec, s.opts.MountRoots)
+	}
+	return cmd, err
 }
 
 // admit decodes and checks a command message published under prefix. On

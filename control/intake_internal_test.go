@@ -58,7 +58,7 @@ func (a *stubAgent) Submit(cmd events.Command) <-chan events.Reply {
 // intakeOnly is a server with the intake's state and no connection; it can
 // only take messages without reply subjects.
 func intakeOnly(a Agent, progress time.Duration) *Server {
-	return &Server{opts: Options{Agent: a, ProgressInterval: progress}, subj: events.NewSubjects("", "n1"),
+	return &Server{opts: Options{Agent: a, ProgressInterval: progress, MountRoots: []string{`D:\`}}, subj: events.NewSubjects("", "n1"),
 		abort: make(chan struct{}), slots: make(chan struct{}, 1)}
 }
 
@@ -92,7 +92,7 @@ func FuzzIntake(f *testing.F) {
 		s.take(context.Background(), message{Verb: verb, ID: msgID, Data: data, Delivered: 1, acker: m})
 		s.waiters.Wait()
 
-		cmd, err := admit("berth", verb, msgID, "", data)
+		cmd, err := s.admit(message{Verb: verb, ID: msgID, Data: data})
 		switch {
 		case err != nil:
 			if code, _ := events.CodeOf(err); code != events.CodeInvalid && code != events.CodeNotFound {

@@ -53,6 +53,34 @@ func TestIntake_SubmitsInInboxOrder(t *testing.T) {
 	h.inboxEmpties()
 }
 
+func TestIntake_MountsInsideRootsAndCommandSize(t *testing.T) {
+	h := newHarness(t, hconfig{maxCommand: 4096})
+	send := func(cmd events.Command) events.Reply {
+		t.Helper()
+		inbox, sub := h.replies()
+		h.publish(cmd.Verb, cmd.ID, inbox, encode(t, cmd))
+		r, err := events.DecodeReply(h.next(sub).Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	ok := events.Command{ID: events.NewID(), Verb: events.VerbCreate, Container: "web-1", Spec: spec("img")}
+	ok.Spec.Mounts = []events.Mount{{Source: `d:/DATA/app`, Target: `C:\app`, ReadOnly: true}}
+	if r := send(ok); !r.OK {
+		t.Fatalf("mount inside the root: %v", r.Err())
+	}
+	big := events.Command{ID: events.NewID(), Verb: events.VerbCreate, Container: "web-2", Spec: spec("img")}
+	big.Spec.Labels = map[string]string{"x": strings.Repeat("a", 4096)}
+	r := send(big)
+	if r.OK || r.Error.Code != events.CodeInvalid || !strings.Contains(r.Error.Message, "more than this node's 4096 byte limit") {
+		t.Fatalf("command over the node's size limit: %+v", r)
+	}
+	if got := h.agent.submitted(); len(got) != 1 || got[0].ID != ok.ID {
+		t.Fatalf("agent got %+v, want only %s", got, ok.ID)
+	}
+}
+
 func TestIntake_RefusesBadInput(t *testing.T) {
 	h := newHarness(t, hconfig{})
 	// Each case gets a fresh id: the inbox drops a repeated Nats-Msg-Id.
@@ -92,6 +120,15 @@ func TestIntake_RefusesBadInput(t *testing.T) {
 		{"no Nats-Msg-Id", "create", func(string) string { return "" }, valid(func(*events.Command) {}), events.CodeInvalid, "Nats-Msg-Id"},
 		{"missing spec", "create", same, valid(func(c *events.Command) { c.Spec = nil }), events.CodeInvalid, "spec"},
 		{"invalid spec", "create", same, valid(func(c *events.Command) { c.Spec.Resources.Memory = 10 }), events.CodeInvalid, "spec.resources.memory"},
+		{"mount outside the roots", "create", same, valid(func(c *events.Command) {
+			c.Spec.Mounts = []events.Mount{{Source: mountRoot + `\app`, Target: `C:\app`}, {Source: `C:\Windows\System32`, Target: `C:\s`}}
+		}), events.CodeInvalid, `spec.mounts[1].source: "C:\\Windows\\System32" is outside the allowed roots D:\data`},
+		{"mount escaping a root", "create", same, valid(func(c *events.Command) {
+			c.Spec.Mounts = []events.Mount{{Source: mountRoot + `\..\secrets`, Target: `C:\app`}}
+		}), events.CodeInvalid, `spec.mounts[0].source: "D:\\data\\..\\secrets": ".." components are not allowed`},
+		{"mount of a relative path", "create", same, valid(func(c *events.Command) {
+			c.Spec.Mounts = []events.Mount{{Source: `data`, Target: `C:\app`}}
+		}), events.CodeInvalid, `spec.mounts[0].source: "data" is not absolute`},
 		{"timeout on start", "start", same, valid(func(c *events.Command) {
 			c.Verb, c.Spec, c.Timeout = events.VerbStart, nil, new(events.Duration)
 		}), events.CodeInvalid, "timeout"},

@@ -49,6 +49,13 @@ type Options struct {
 	Version string
 	// Observer, when set, is told of every command the intake answers.
 	Observer Observer
+	// MountRoots are the host folders bind mounts may come from (clean
+	// Windows paths, see events.CleanWindowsPath); a spec mounting anything
+	// else is refused with 400. None refuses every bind mount.
+	MountRoots []string
+	// MaxCommandSize refuses larger command messages with 400. Default and
+	// ceiling events.MaxCommandSize.
+	MaxCommandSize int
 }
 
 // Observer is told of each command's outcome when its reply is published.
@@ -108,6 +115,9 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	if opts.QueryTimeout <= 0 {
 		opts.QueryTimeout = DefaultQueryTimeout
+	}
+	if opts.MaxCommandSize <= 0 || opts.MaxCommandSize > events.MaxCommandSize {
+		opts.MaxCommandSize = events.MaxCommandSize
 	}
 	if opts.Version == "" {
 		opts.Version = Version

@@ -244,8 +244,12 @@ func TestContainerSpec_Validate(t *testing.T) {
 		{"mount without target", func(s *events.ContainerSpec) {
 			s.Mounts = append(s.Mounts, events.Mount{Source: `D:\logs`})
 		}, "spec.mounts[1]: source and target"},
-		{"mount path with NUL", func(s *events.ContainerSpec) { s.Mounts[0].Target = "C:\\data\x00" }, "spec.mounts[0]: path"},
-		{"mount path too long", func(s *events.ContainerSpec) { s.Mounts[0].Source = long(4097) }, "spec.mounts[0]: path"},
+		{"mount path with NUL", func(s *events.ContainerSpec) { s.Mounts[0].Target = "C:\\data\x00" }, "spec.mounts[0].target: \"C:\\\\data\\x00\": component"},
+		{"mount path too long", func(s *events.ContainerSpec) { s.Mounts[0].Source = long(4097) }, "spec.mounts[0].source: 4097 bytes"},
+		{"mount source relative", func(s *events.ContainerSpec) { s.Mounts[0].Source = `data` }, "spec.mounts[0].source: \"data\" is not absolute"},
+		{"mount source with ..", func(s *events.ContainerSpec) { s.Mounts[0].Source = `D:\data\..\Windows` }, `spec.mounts[0].source: "D:\\data\\..\\Windows": ".." components`},
+		{"mount source POSIX", func(s *events.ContainerSpec) { s.Mounts[0].Source = "/etc" }, "spec.mounts[0].source: \"/etc\" is not absolute"},
+		{"mount target relative", func(s *events.ContainerSpec) { s.Mounts[0].Target = `C:data` }, "spec.mounts[0].target: \"C:data\" is relative to the drive"},
 		{"most labels", func(s *events.ContainerSpec) { s.Labels = many(256) }, ""},
 		{"too many labels", func(s *events.ContainerSpec) { s.Labels = many(257) }, "spec.labels: 257 labels"},
 		{"label empty key", func(s *events.ContainerSpec) { s.Labels = map[string]string{"": "web"} }, "spec.labels"},

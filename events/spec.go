@@ -181,10 +181,11 @@ func (s *ContainerSpec) Validate() error {
 		if m.Source == "" || m.Target == "" {
 			return bad(f, "source and target must both be set")
 		}
-		for _, p := range []string{m.Source, m.Target} {
-			if strings.ContainsRune(p, 0) || len(p) > 4096 {
-				return bad(f, "path %q is not valid", p)
-			}
+		if _, err := cleanWindowsPath(m.Source); err != nil {
+			return bad(f+".source", "%v", err)
+		}
+		if _, err := cleanWindowsPath(m.Target); err != nil {
+			return bad(f+".target", "%v", err)
 		}
 	}
 	if len(s.Labels) > maxLabels {

@@ -54,7 +54,7 @@ func agentServer(t *testing.T) (string, *fakeAgent) {
 		t.Fatal(err)
 	}
 	agent := &fakeAgent{j: j, st: st}
-	srv, err := control.NewServer(control.Options{Conn: nc, Subjects: subj, Agent: agent, Inbox: inbox, History: j})
+	srv, err := control.NewServer(control.Options{Conn: nc, Subjects: subj, Agent: agent, Inbox: inbox, History: j, MountRoots: []string{`D:\data`}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,7 @@ type configFile struct {
 
 // readConfig reads the config file that --config (or else BERTH_CONFIG)
 // names, if any: one JSON object whose keys are flag names and whose values
-// are strings, numbers or booleans.
+// are strings, numbers, booleans or, for settings that take several values, lists of strings.
 func readConfig(f *pflag.FlagSet, env func(string) (string, bool)) (configFile, error) {
 	var c configFile
 	if fl := f.Lookup("config"); fl != nil && fl.Changed {
@@ -111,6 +111,21 @@ func readConfig(f *pflag.FlagSet, env func(string) (string, bool)) (configFile, 
 			c.values[k] = strings.TrimSpace(string(raw[k]))
 		case bool:
 			c.values[k] = strconv.FormatBool(v)
+		case []any:
+			if !strings.HasSuffix(f.Lookup(k).Value.Type(), "Slice") {
+				errs = append(errs, fmt.Errorf("config file %s: %s: want a string, number or boolean; a list is for a setting that takes several values", c.path, k))
+				continue
+			}
+			var items []string
+			for _, it := range v {
+				str, ok := it.(string)
+				if !ok || strings.Contains(str, ",") {
+					errs = append(errs, fmt.Errorf("config file %s: %s: want a list of strings without commas", c.path, k))
+					break
+				}
+				items = append(items, str)
+			}
+			c.values[k] = strings.Join(items, ",")
 		default:
 			errs = append(errs, fmt.Errorf("config file %s: %s: want a string, number or boolean", c.path, k))
 		}
@@ -134,6 +149,8 @@ func effective(f *pflag.FlagSet) map[string]any {
 				s = "********"
 			}
 			out[fl.Name] = s
+		case fl.Value.Type() == "stringSlice":
+			out[fl.Name] = append([]string{}, fl.Value.(pflag.SliceValue).GetSlice()...)
 		case fl.Value.Type() == "bool":
 			out[fl.Name] = s == "true"
 		case strings.HasPrefix(fl.Value.Type(), "int") || strings.HasPrefix(fl.Value.Type(), "uint"):

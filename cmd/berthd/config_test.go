@@ -168,3 +168,51 @@ func TestCheckLoopback(t *testing.T) {
 		t.Error("an address without a port was accepted")
 	}
 }
+
+// TestPrecedenceOfLimitsAndMountRoots settles the security settings the
+// same way: a list of mount roots from the file, the environment (commas)
+// or repeated flags, the limits as numbers.
+func TestPrecedenceOfLimitsAndMountRoots(t *testing.T) {
+	for _, v := range []string{"BERTH_MOUNT_ROOT", "BERTH_MAX_CONTAINERS", "BERTH_MAX_COMMAND_SIZE", "BERTH_AUTH_DIR", "BERTH_TLS_CA", "BERTH_CONFIG"} {
+		unsetenv(t, v)
+	}
+	roots := func(got map[string]any) []any { r, _ := got["mount-root"].([]any); return r }
+	if got := printConfig(t); len(roots(got)) != 0 || got["max-containers"] != 256.0 || got["max-command-size"] != 1048576.0 || got["auth-dir"] != "" {
+		t.Errorf("defaults: %v", got)
+	}
+	file := writeConfig(t, `{"mount-root": ["D:\\data", "E:\\logs"], "max-containers": 10, "max-command-size": 65536, "auth-dir": "/etc/berth", "tls-ca": "ca.pem"}`)
+	got := printConfig(t, "--config", file)
+	if r := roots(got); len(r) != 2 || r[0] != `D:\data` || r[1] != `E:\logs` || got["max-containers"] != 10.0 ||
+		got["max-command-size"] != 65536.0 || got["auth-dir"] != "/etc/berth" || got["tls-ca"] != "ca.pem" {
+		t.Errorf("from the file: %v", got)
+	}
+	t.Setenv("BERTH_MOUNT_ROOT", `F:\a,G:\b,H:\c`)
+	t.Setenv("BERTH_MAX_CONTAINERS", "20")
+	if got := printConfig(t, "--config", file); len(roots(got)) != 3 || got["max-containers"] != 20.0 || got["max-command-size"] != 65536.0 {
+		t.Errorf("environment over file: %v", got)
+	}
+	got = printConfig(t, "--config", file, "--mount-root", `X:\only`, "--max-containers", "0")
+	if r := roots(got); len(r) != 1 || r[0] != `X:\only` || got["max-containers"] != 0.0 {
+		t.Errorf("flags over environment: %v", got)
+	}
+	// A list where one value is wanted, or a list of non-strings: errors naming the key.
+	for _, body := range []string{`{"max-containers": [1]}`, `{"mount-root": [1]}`, `{"mount-root": ["a,b"]}`} {
+		var stdout, stderr bytes.Buffer
+		path := writeConfig(t, body)
+		if code := run([]string{"config", "print", "--config", path}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), path) {
+			t.Errorf("config %s: exit %d, %q; want 1 naming the file", body, code, stderr.String())
+		}
+	}
+}
+
+func TestMountRootsAreCleanWindowsPaths(t *testing.T) {
+	got, err := mountRoots([]string{`d:/data/`, `\\fs1\share`})
+	if err != nil || len(got) != 2 || got[0] != `D:\data` || got[1] != `\\fs1\share` {
+		t.Fatalf("mountRoots = %q, %v", got, err)
+	}
+	for _, bad := range []string{`data`, `/srv/data`, `D:\data\..`, `\\?\D:\data`} {
+		if _, err := mountRoots([]string{bad}); err == nil || !strings.Contains(err.Error(), "--mount-root") {
+			t.Errorf("mountRoots(%q) = %v, want an error naming --mount-root", bad, err)
+		}
+	}
+}

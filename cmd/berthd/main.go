@@ -51,6 +51,9 @@ type options struct {
 	natsPassword  string
 	authDir       string
 	tls           journal.TLSFiles
+	mountRoots    []string
+	maxContainers int
+	maxCommand    int
 	replicas      int
 	hostOps       int
 	stopTimeout   time.Duration
@@ -99,7 +102,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	f.StringVar(&o.tls.Cert, "tls-cert", "", "external NATS: client certificate; --listen: the listener's certificate (PEM)")
 	f.StringVar(&o.tls.Key, "tls-key", "", "the private key of --tls-cert (PEM)")
 	f.IntVar(&o.replicas, "replicas", 0, "stream replicas (default 1 embedded, 3 external)")
-	f.IntVar(&o.hostOps, "host-ops", 32, "concurrent host operations")
+	f.IntVar(&o.hostOps, "host-ops", 32, "concurrent host operations; more wait their turn")
+	f.StringSliceVar(&o.mountRoots, "mount-root", nil, "host folder bind mounts may come from (Windows path; repeat or separate with commas); none: no bind mounts")
+	f.IntVar(&o.maxContainers, "max-containers", 256, "containers the node may hold; creates beyond are refused (409); 0: no limit")
+	f.IntVar(&o.maxCommand, "max-command-size", events.MaxCommandSize, "largest command message in bytes; larger ones are refused (400); at most the default")
 	f.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "grace period of a stop that names none")
 	f.IntVar(&o.snapshotEvery, "snapshot-every", 10000, "save a snapshot of the fold every N events")
 	f.BoolVar(&o.exec, "exec", true, "serve exec; false refuses exec commands with 409")
@@ -154,6 +160,19 @@ func newLogger(o options, w io.Writer) (zerolog.Logger, error) {
 	}
 	zerolog.MessageFieldName = "msg" // protoactor's dead-letter logs carry a "message" attribute
 	return zerolog.New(w).Level(lvl).With().Timestamp().Str("node", o.node).Logger(), nil
+}
+
+// mountRoots returns roots cleaned, or an error naming the first bad one.
+func mountRoots(roots []string) ([]string, error) {
+	var clean []string
+	for _, r := range roots {
+		c, err := events.CleanWindowsPath(r)
+		if err != nil {
+			return nil, fmt.Errorf("--mount-root: %w", err)
+		}
+		clean = append(clean, c)
+	}
+	return clean, nil
 }
 
 // serve runs the agent until ctx ends.
@@ -215,7 +234,17 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		Host: h.name, Compute: h.compute, Network: h.network, HostOps: o.hostOps, StopTimeout: o.stopTimeout,
 		Images: registry.New(registry.Options{TempDir: tmp}), Layers: h.layers, Platform: h.platform, ClientEdition: h.client,
 		SnapshotEvery: o.snapshotEvery, ExecOff: !o.exec, MaxExecs: o.maxExecs, ExecIdle: o.execIdle,
-		LogMaxBytes: int64(logMax), LogMaxAge: o.logMaxAge, Metrics: m, Logger: log,
+		LogMaxBytes: int64(logMax), LogMaxAge: o.logMaxAge, MaxContainers: o.maxContainers, MaxCommandSize: o.maxCommand,
+		Metrics: m, Logger: log,
+	}
+	if ao.MountRoots, err = mountRoots(o.mountRoots); err != nil {
+		return err
+	}
+	if o.maxCommand < 1 || o.maxCommand > events.MaxCommandSize {
+		return fmt.Errorf("--max-command-size %d: want 1..%d", o.maxCommand, events.MaxCommandSize)
+	}
+	if o.maxContainers < 0 {
+		return fmt.Errorf("--max-containers %d: want 0 (no limit) or more", o.maxContainers)
 	}
 	if ao.Credentials, err = credentials(o, log); err != nil {
 		return err

@@ -82,6 +82,11 @@ type Options struct {
 	// defaults when 0).
 	LogMaxBytes int64
 	LogMaxAge   time.Duration
+	// MaxContainers bounds the containers of the node (actors.Config);
+	// MountRoots and MaxCommandSize are checked at intake (control.Options).
+	MaxContainers  int
+	MountRoots     []string
+	MaxCommandSize int
 	// Metrics, when set, receives the agent's measurements: commands, journal
 	// batches, host operations, and containers by phase.
 	Metrics *metrics.Metrics
@@ -126,7 +131,7 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 	output := func(container, stream string, r io.Reader) { a.Journal.Logs().Copy(container, stream, r) }
 	cfg := actors.Config{
 		Node: o.Node, Owner: o.Owner, Compute: o.Compute, Network: o.Network, HostOps: o.HostOps,
-		StopTimeout: o.StopTimeout, Output: output, MaxExecs: o.MaxExecs, Logger: log,
+		StopTimeout: o.StopTimeout, MaxContainers: o.MaxContainers, Output: output, MaxExecs: o.MaxExecs, Logger: log,
 		Images: o.Images, Layers: o.Layers, Platform: o.Platform, ClientEdition: o.ClientEdition, OnPullProgress: a.publishProgress,
 		OnReconcile: o.OnReconcile,
 	}
@@ -184,6 +189,7 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 	}
 	copts := control.Options{
 		Conn: a.Conn, Subjects: a.Subjects, Agent: a.Node, Inbox: inbox, History: a.Journal, Logger: log,
+		MountRoots: o.MountRoots, MaxCommandSize: o.MaxCommandSize,
 	}
 	if o.Metrics != nil {
 		copts.Observer = o.Metrics
