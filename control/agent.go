@@ -27,3 +27,9 @@ type History interface {
 // CLI. It is semantic versioning, as micro requires; release builds set it
 // with -ldflags "-X github.com/berthhq/berth/control.Version=1.2.3".
 var Version = "0.1.0-dev"
+
+// Planner computes what reconciliation would do now, without doing it.
+// *actors.Node satisfies it.
+type Planner interface {
+	Plan(ctx context.Context) ([]events.Action, error)
+}

@@ -282,6 +282,16 @@ func (c *Client) Ps(ctx context.Context, all bool) ([]events.Container, error) {
 	return res.Containers, nil
 }
 
+// Plan returns what the node's reconciliation would do now, without doing
+// it.
+func (c *Client) Plan(ctx context.Context) ([]events.Action, error) {
+	var res PlanResult
+	if err := c.query(ctx, EndpointPlan, nil, &res); err != nil {
+		return nil, err
+	}
+	return res.Actions, nil
+}
+
 // Inspect returns the node's record of container.
 func (c *Client) Inspect(ctx context.Context, container string) (events.Container, error) {
 	var res events.Container

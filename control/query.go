@@ -24,6 +24,7 @@ const (
 	EndpointStats   = "stats"
 	EndpointState   = "state"
 	EndpointHealth  = "health"
+	EndpointPlan    = "plan"
 )
 
 // MaxQuerySize bounds a query's request body.
@@ -52,6 +53,12 @@ type ContainerRequest struct {
 type StateRequest struct {
 	At       uint64 `json:"at,omitempty"`
 	Outcomes bool   `json:"outcomes,omitempty"`
+}
+
+// PlanResult answers a plan query: what reconciliation would do now, in
+// order, without doing it.
+type PlanResult struct {
+	Actions []events.Action `json:"actions"`
 }
 
 // Health answers a health query.
@@ -96,6 +103,7 @@ func (s *Server) addService() (micro.Service, error) {
 		{EndpointState, s.state},
 		{EndpointHealth, s.health},
 		{EndpointImages, s.images},
+		{EndpointPlan, s.plan},
 	} {
 		err := svc.AddEndpoint(ep.name, s.endpoint(ep.h),
 			micro.WithEndpointSubject(s.subj.API(ep.name)),
@@ -254,4 +262,18 @@ func (s *Server) health(ctx context.Context, data []byte) (any, error) {
 	}
 	return Health{Node: s.subj.Node, Version: s.opts.Version, Started: s.started, Seq: st.Seq,
 		Containers: len(st.Containers), Intake: s.intakeStatus()}, nil
+}
+
+func (s *Server) plan(ctx context.Context, data []byte) (any, error) {
+	if err := decodeQuery(data, &struct{}{}); err != nil {
+		return nil, err
+	}
+	if s.opts.Planner == nil {
+		return nil, fmt.Errorf("%w: this agent does not plan reconciliation", events.ErrUnavailable)
+	}
+	actions, err := s.opts.Planner.Plan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	return PlanResult{Actions: append([]events.Action{}, actions...)}, nil
 }

@@ -185,7 +185,7 @@ func TestQueries_ServiceDiscovery(t *testing.T) {
 	for _, ep := range info.Endpoints {
 		subjects = append(subjects, ep.Subject)
 	}
-	want := "berth.api.n1.ps berth.api.n1.inspect berth.api.n1.stats berth.api.n1.state berth.api.n1.health berth.api.n1.images"
+	want := "berth.api.n1.ps berth.api.n1.inspect berth.api.n1.stats berth.api.n1.state berth.api.n1.health berth.api.n1.images berth.api.n1.plan"
 	if got := strings.Join(subjects, " "); got != want {
 		t.Errorf("endpoints %s, want %s", got, want)
 	}

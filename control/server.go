@@ -32,6 +32,8 @@ type Options struct {
 	// History answers state queries for a past sequence. Nil answers them
 	// with 503.
 	History History
+	// Planner answers plan queries. Nil answers them with 503.
+	Planner Planner
 	Logger  zerolog.Logger
 	// MaxInFlight bounds the commands submitted to the agent whose replies
 	// have not arrived yet; the intake takes no further command while the

@@ -129,8 +129,9 @@ type Journal struct {
 	booted atomic.Bool
 	last   atomic.Uint64 // last durable sequence; written by Boot, then only by the writer
 
-	failMu sync.Mutex
-	failed error // ErrFenced once fenced
+	failMu   sync.Mutex
+	failed   error         // ErrFenced once fenced
+	failedCh chan struct{} // closed when failed is set
 
 	snapMu    sync.Mutex    // serialises SaveSnapshot
 	snapSeq   atomic.Uint64 // sequence of the newest snapshot loaded or saved
@@ -194,14 +195,15 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Journal, error) {
 		return nil, fmt.Errorf("command stream %s: %w", s.CommandStream(), err)
 	}
 	j := &Journal{
-		cfg:    cfg,
-		log:    cfg.Logger.With().Str("component", "journal").Str("node", s.Node).Logger(),
-		js:     js,
-		evt:    evt,
-		snaps:  snaps,
-		queue:  make(chan *request, cfg.QueueLen),
-		exited: make(chan struct{}),
-		w:      newWriter(4 * cfg.MaxBatch),
+		cfg:      cfg,
+		log:      cfg.Logger.With().Str("component", "journal").Str("node", s.Node).Logger(),
+		js:       js,
+		evt:      evt,
+		snaps:    snaps,
+		queue:    make(chan *request, cfg.QueueLen),
+		exited:   make(chan struct{}),
+		failedCh: make(chan struct{}),
+		w:        newWriter(4 * cfg.MaxBatch),
 		// Leave room for headers below the connection's max payload.
 		chunkSize: int(nc.MaxPayload()) - 16<<10,
 	}
@@ -345,9 +347,17 @@ func (j *Journal) fail(err error) {
 	defer j.failMu.Unlock()
 	if j.failed == nil {
 		j.failed = err
+		close(j.failedCh)
 		j.log.Error().Err(err).Msg("journal refuses further appends")
 	}
 }
+
+// Failed returns a channel that is closed once the journal refuses every
+// further append (it was fenced by another writer); Err then says why.
+func (j *Journal) Failed() <-chan struct{} { return j.failedCh }
+
+// Err returns the reason the journal refuses appends, or nil.
+func (j *Journal) Err() error { return j.failure() }
 
 // encode checks ev and builds its journal message.
 func (j *Journal) encode(ev *events.Event) (wire, error) {

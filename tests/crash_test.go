@@ -35,12 +35,22 @@ func newRig(t *testing.T) *rig {
 	return r
 }
 
-// start starts an agent; failpoint, when set, is its journal failpoint.
+// start starts an agent with networking; failpoint, when set, is its
+// journal failpoint.
 func (r *rig) start(failpoint func([]events.Event, bool)) {
 	r.t.Helper()
+	r.startWith(agent.Options{Network: r.host.Network(), Failpoint: failpoint})
+}
+
+// startWith starts an agent with o, on the rig's host and data directory.
+func (r *rig) startWith(o agent.Options) {
+	r.t.Helper()
 	r.session = r.host.Compute()
-	r.a = startAgent(r.t, agent.Options{DataDir: r.dir, Compute: r.session, Network: r.host.Network(),
-		InboxAckWait: 300 * time.Millisecond, Failpoint: failpoint})
+	o.DataDir, o.Compute = r.dir, r.session
+	if o.InboxAckWait == 0 {
+		o.InboxAckWait = 300 * time.Millisecond
+	}
+	r.a = startAgent(r.t, o)
 	var err error
 	if r.nc, err = r.a.Server.Connect(); err != nil {
 		r.t.Fatal(err)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -54,7 +56,7 @@ func agentServer(t *testing.T) (string, *fakeAgent) {
 		t.Fatal(err)
 	}
 	agent := &fakeAgent{j: j, st: st}
-	srv, err := control.NewServer(control.Options{Conn: nc, Subjects: subj, Agent: agent, Inbox: inbox, History: j, MountRoots: []string{`D:\data`}})
+	srv, err := control.NewServer(control.Options{Conn: nc, Subjects: subj, Agent: agent, Inbox: inbox, History: j, Planner: agent, MountRoots: []string{`D:\data`}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,6 +221,10 @@ func TestCLI_EndToEnd(t *testing.T) {
 	}
 	if len(started) != 2 || started[0]["seq"] == nil || started[0]["type"] != events.ContainerStarted {
 		t.Errorf("started events: %v", started)
+	}
+
+	if out := ok("plan"); !regexp.MustCompile(`(?m)^ACTION +CONTAINER +OBJECT +WHY\n(adopt +\S+ +- +running in the journal and on the host\n)*reap_system +- +zombie +no container in the journal owns it\n$`).MatchString(out) {
+		t.Errorf("plan printed\n%s", out)
 	}
 
 	// The state as it stood when web-1 started.
@@ -414,6 +420,20 @@ func (a *fakeAgent) endpoint(id string, spec *events.ContainerSpec) events.Endpo
 		dns.Search = s.Search
 	}
 	return events.Endpoint{Name: "berth-" + id, Network: n.Name, IP: ip, Gateway: n.Gateway, DNS: dns, Ports: spec.Ports}
+}
+
+// Plan plans one adopt per running container of the fold and reaps a
+// zombie the host is said to hold.
+func (a *fakeAgent) Plan(context.Context) ([]events.Action, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var plan []events.Action
+	for _, id := range slices.Sorted(maps.Keys(a.st.Containers)) {
+		if c := a.st.Containers[id]; c.Phase == events.PhaseRunning {
+			plan = append(plan, events.Action{Kind: events.ActionAdopt, Container: id, Pid: c.Pid, Why: "running in the journal and on the host"})
+		}
+	}
+	return append(plan, events.Action{Kind: events.ActionReapSystem, Object: "zombie", Why: "no container in the journal owns it"}), nil
 }
 
 func (a *fakeAgent) State(context.Context) (*events.State, error) {

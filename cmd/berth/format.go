@@ -241,3 +241,24 @@ func writeState(w io.Writer, st *events.State, now time.Time) error {
 	control.SortContainers(cs)
 	return writePs(w, cs, now)
 }
+
+// writePlan prints a reconciliation plan as a table, one action a row.
+func writePlan(w io.Writer, actions []events.Action) error {
+	if len(actions) == 0 {
+		_, err := fmt.Fprintln(w, "Nothing to do: the host and the journal agree.")
+		return err
+	}
+	tw := newTable(w)
+	fmt.Fprintln(tw, "ACTION\tCONTAINER\tOBJECT\tWHY")
+	for _, a := range actions {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Kind, orDash(a.Container), orDash(a.Object), a.Why)
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

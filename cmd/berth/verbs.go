@@ -335,6 +335,32 @@ func (c *cli) stateCmd() *cobra.Command {
 	return cmd
 }
 
+func (c *cli) planCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Show what the agent's reconciliation with the host would do now, without doing it",
+		Long: "Show what the agent's reconciliation with the host would do now, without doing it.\n\n" +
+			"The agent observes the host (compute systems, endpoints and layers carrying its owner tag) and plans\n" +
+			"against its state, as it does at every start. On a running agent every live container shows as adopt.",
+		Args: args(0, 0, "no arguments"),
+	}
+	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
+		cl, err := c.connect()
+		if err != nil {
+			return err
+		}
+		actions, err := cl.Plan(cmd.Context())
+		if err != nil {
+			return err
+		}
+		if c.json("table") {
+			return writeJSON(c.stdout, control.PlanResult{Actions: actions}, true)
+		}
+		return writePlan(c.stdout, actions)
+	})
+	return cmd
+}
+
 func (c *cli) versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",

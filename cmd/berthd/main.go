@@ -254,9 +254,15 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		return err
 	}
 	running.Store(a)
-	<-ctx.Done()
+	var fenced error
+	select {
+	case <-ctx.Done():
+	case <-a.Fenced():
+		fenced = a.FenceError()
+		log.Error().Err(fenced).Msg("berthd fenced")
+	}
 	log.Info().Msg("berthd stopping")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return a.Stop(sctx)
+	return errors.Join(fenced, a.Stop(sctx))
 }

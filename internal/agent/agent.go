@@ -122,6 +122,9 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 		if err != nil {
 			a.Stop(context.Background())
 		}
+		if errors.Is(err, journal.ErrFenced) {
+			err = fmt.Errorf("node %s: %w: %w", o.Node, ErrFenced, err)
+		}
 	}()
 	if err := a.connect(ctx, &o); err != nil {
 		return nil, err
@@ -188,7 +191,7 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 		return nil, fmt.Errorf("opening the command inbox: %w", err)
 	}
 	copts := control.Options{
-		Conn: a.Conn, Subjects: a.Subjects, Agent: a.Node, Inbox: inbox, History: a.Journal, Logger: log,
+		Conn: a.Conn, Subjects: a.Subjects, Agent: a.Node, Inbox: inbox, History: a.Journal, Planner: a.Node, Logger: log,
 		MountRoots: o.MountRoots, MaxCommandSize: o.MaxCommandSize,
 	}
 	if o.Metrics != nil {
@@ -282,6 +285,25 @@ func (a *Agent) publishProgress(ref string, u imagedriver.ProgressUpdate) {
 	if err == nil {
 		_ = a.Conn.Publish(a.Subjects.Progress(events.KindImage, events.RefToken(ref)), b)
 	}
+}
+
+// ErrFenced: another agent for the same node wrote to the node's journal,
+// so this agent's view is stale; it must stop.
+var ErrFenced = errors.New("another agent for this node is writing its journal; this agent stops: run one agent per node")
+
+// Fenced returns a channel that is closed when the journal fences this
+// agent: another agent for the same node has written to the journal since
+// this one read it. The agent then refuses every write; its owner should
+// Stop it and report FenceError.
+func (a *Agent) Fenced() <-chan struct{} { return a.Journal.Failed() }
+
+// FenceError describes the fence, naming the node; nil while not fenced.
+func (a *Agent) FenceError() error {
+	err := a.Journal.Err()
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("node %s: %w (%v)", a.Subjects.Node, ErrFenced, err)
 }
 
 // Ready reports whether the agent consumes commands: Start has returned,
