@@ -116,6 +116,15 @@ func TestCLI_Images(t *testing.T) {
 	if out := must("pull", "--policy", "if_not_present", ref); !strings.Contains(out, "is up to date") {
 		t.Errorf("pull of a present image: %q", out)
 	}
+	// Not on a terminal: a line per layer state, then the outcome.
+	ref2, err := reg.Push("other:1", testImage(t, "other.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := must("pull", ref2); !regexp.MustCompile(`(?m)^[0-9a-f]{12}: done$`).MatchString(out) || !strings.Contains(out, "Pulled "+ref2) {
+		t.Errorf("pull without a terminal:\n%s", out)
+	}
+	must("rmi", ref2)
 	id := strings.TrimPrefix(res.Image.ID, "sha256:")[:12]
 	out := must("images")
 	if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(ref) + `\s+` + id + `\s+windows/amd64:10\.0\.20348\.2227`).MatchString(out) {
