@@ -64,7 +64,7 @@ type Config struct {
 	MaxExecs int
 	// OnHostCall, when set, is called after each host operation with the
 	// operation's name (container.create, container.open, container.start,
-	// container.shutdown, container.terminate, container.stats,
+	// container.shutdown, container.terminate, container.stats, container.exec,
 	// endpoint.create, endpoint.delete, network.ensure, image.pull,
 	// image.load, layer.remove, scratch.create, scratch.remove), how long the host
 	// took and its error. It is called from many goroutines and must be

@@ -75,3 +75,57 @@ func TestLogsSurviveAnAgentRestart(t *testing.T) {
 		t.Errorf("after a restart the log stream holds %q, want %q", got, want)
 	}
 }
+
+// TestReadoptedContainerOutputNotCaptured pins what the platform allows
+// after an agent restart: the reopened init process has no pipes, so the
+// adopted container runs on but what it prints from then on does not reach
+// the log stream; what it printed before is kept.
+func TestReadoptedContainerOutputNotCaptured(t *testing.T) {
+	ctx := context.Background()
+	host := winsim.New()
+	defer host.Close()
+	dir := t.TempDir()
+	start := func() (*agent.Agent, *control.Client) {
+		a := startAgent(t, agent.Options{DataDir: dir, Compute: host.Compute()})
+		nc, err := a.Server.Connect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		client, err := control.NewClient(nc, testNode, control.WithTimeout(10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, client
+	}
+	lines := func(client *control.Client) int {
+		n := 0
+		if err := client.Logs(ctx, "pinger", control.LogsOptions{}, func(control.LogLine) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	a, client := start()
+	spec := events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"}, Command: events.CommandSpec{
+		Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
+	if _, err := client.Run(ctx, "pinger", spec); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "two replies in the log stream", func() bool { return lines(client) >= 4 })
+	stopAgent(t, a)
+
+	b, client := start()
+	defer stopAgent(t, b)
+	waitFor(t, "the container adopted", func() bool {
+		c, err := client.Inspect(ctx, "pinger")
+		return err == nil && c.Phase == events.PhaseRunning && c.Intent == ""
+	})
+	before := lines(client)
+	time.Sleep(2500 * time.Millisecond) // ping prints a line a second
+	if after := lines(client); after != before || before < 4 {
+		t.Errorf("log lines: %d before the wait, %d after; want the pre-restart lines (at least 4) and no new ones", before, after)
+	}
+	if c, err := client.Inspect(ctx, "pinger"); err != nil || c.Phase != events.PhaseRunning {
+		t.Errorf("adopted container: %+v %v, want still running", c.Phase, err)
+	}
+}

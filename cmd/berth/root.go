@@ -130,7 +130,7 @@ server's CA (--tls-ca) and, if the server asks for one, a client certificate.`,
 		c.runCmd(events.VerbRun), c.runCmd(events.VerbCreate),
 		c.containerCmd("start", "Start created containers", (*control.Client).Start), c.stopCmd(),
 		c.containerCmd("kill", "Terminate running containers at once", (*control.Client).Kill), c.rmCmd(),
-		c.psCmd(), c.inspectCmd(), c.statsCmd(), c.logsCmd(), c.eventsCmd(), c.stateCmd(), c.planCmd(), c.networkCmd(), c.versionCmd(),
+		c.psCmd(), c.inspectCmd(), c.statsCmd(), c.logsCmd(), c.execCmd(), c.eventsCmd(), c.stateCmd(), c.planCmd(), c.networkCmd(), c.versionCmd(),
 		c.pullCmd(), c.imagesCmd(), c.rmiCmd(), c.tagCmd(), c.loadCmd(), c.imageCmd(),
 	)
 	return root

@@ -700,6 +700,10 @@ func testOpenProcess(t *testing.T, h Harness) {
 	if q.Pid() != p.Pid() {
 		t.Errorf("reopened Pid() = %d, want %d", q.Pid(), p.Pid())
 	}
+	// The pipes belong to the handle that created the process: an agent
+	// that reopens a process after a restart cannot read its output.
+	_, _, _, err = q.Stdio()
+	wantErr(t, "Stdio of a reopened process", err, hcsdriver.ErrInvalidState)
 	if err := q.Kill(h.ctx(t)); err != nil {
 		t.Fatalf("Kill through the reopened handle: %v", err)
 	}
