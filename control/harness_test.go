@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/netip"
 	"sync"
 	"testing"
@@ -47,7 +48,8 @@ type hconfig struct {
 	noInbox     bool // queries only
 	noHistory   bool
 	observer    control.Observer
-	maxCommand  int // control.Options.MaxCommandSize
+	maxCommand  int       // control.Options.MaxCommandSize
+	logTo       io.Writer // also receives the server's log
 }
 
 // mountRoot is the one folder a harness's containers may mount from.
@@ -84,7 +86,12 @@ func newHarness(t testing.TB, cfg hconfig) *harness {
 	}
 	h.agent = newFakeAgent(h.j, st)
 	h.opts = control.Options{Conn: h.nc, Subjects: h.subj, Agent: h.agent, MaxInFlight: cfg.maxInFlight,
-		Observer: cfg.observer, MountRoots: []string{mountRoot}, MaxCommandSize: cfg.maxCommand, Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)}
+		Observer: cfg.observer, MountRoots: []string{mountRoot}, MaxCommandSize: cfg.maxCommand}
+	var logw io.Writer = zerolog.NewTestWriter(t)
+	if cfg.logTo != nil {
+		logw = io.MultiWriter(logw, cfg.logTo)
+	}
+	h.opts.Logger = zerolog.New(logw).Level(zerolog.InfoLevel)
 	if !cfg.noInbox {
 		if h.opts.Inbox, err = h.j.Inbox(ctx); err != nil {
 			t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/rs/zerolog"
 
 	"github.com/berthhq/berth/events"
 )
@@ -177,6 +178,7 @@ func (s *Server) await(m message, cmd events.Command, ch <-chan events.Reply, st
 			}
 			s.publishReply(m.ReplyTo, r)
 			s.observe(cmd.Verb, r, start)
+			logDone(log, cmd, r, start)
 			if err := m.Ack(); err != nil {
 				log.Error().Err(err).Msg("command ack")
 			}
@@ -190,6 +192,27 @@ func (s *Server) await(m message, cmd events.Command, ch <-chan events.Reply, st
 			return
 		}
 	}
+}
+
+// logDone logs a command answered, with the span name and fields of the
+// seed runtime's traces (events.LogSpan and friends).
+func logDone(log zerolog.Logger, cmd events.Command, r events.Reply, start time.Time) {
+	ev := log.Info().Str(events.LogSpan, events.SpanName(cmd.Verb)).Str("verb", cmd.Verb).Dur("took", time.Since(start))
+	if cmd.Container != "" {
+		ev = ev.Str(events.LogContainer, cmd.Container)
+	}
+	switch {
+	case cmd.Spec != nil:
+		ev = ev.Str(events.LogImage, cmd.Spec.Image.Ref)
+	case cmd.Image != nil && cmd.Image.Ref != "":
+		ev = ev.Str(events.LogImage, cmd.Image.Ref)
+	}
+	code := events.CodeOK
+	if r.Error != nil {
+		code = r.Error.Code
+		ev = ev.Str("error", r.Error.Message)
+	}
+	ev.Int("code", code).Msg("command answered")
 }
 
 // observe tells the observer, if any, of the reply r to a command of verb

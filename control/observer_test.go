@@ -1,7 +1,10 @@
 package control_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,5 +72,67 @@ func TestObserverSeesEveryAnswer(t *testing.T) {
 	}
 	if h.srv.Consuming() {
 		t.Error("Consuming is true after Stop")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) lines() []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	for _, l := range bytes.Split(s.b.Bytes(), []byte("\n")) {
+		var m map[string]any
+		if json.Unmarshal(l, &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestIntake_LogsCommandsWithTheSeedsSpanNames checks the line each
+// answered command leaves: the seed runtime's span name and fields.
+func TestIntake_LogsCommandsWithTheSeedsSpanNames(t *testing.T) {
+	var buf syncBuffer
+	h := newHarness(t, hconfig{logTo: &buf})
+	ctx := context.Background()
+	if _, err := h.client.Create(ctx, "web-1", *spec("mcr.microsoft.com/windows/nanoserver:ltsc2022")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.Remove(ctx, "web-1", false); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]any{
+		"container.create": {"container.id": "web-1", "container.image.name": "mcr.microsoft.com/windows/nanoserver:ltsc2022", "code": 200.0},
+		"container.remove": {"container.id": "web-1", "code": 200.0},
+	}
+	for _, l := range buf.lines() {
+		span, _ := l[events.LogSpan].(string)
+		fields, ok := want[span]
+		if !ok || l["message"] != "command answered" {
+			continue
+		}
+		for k, v := range fields {
+			if l[k] != v {
+				t.Errorf("%s line: %s = %v, want %v (%v)", span, k, l[k], v, l)
+			}
+		}
+		if _, ok := l["took"]; !ok {
+			t.Errorf("%s line without took: %v", span, l)
+		}
+		delete(want, span)
+	}
+	if len(want) != 0 {
+		t.Errorf("no command line for %v", want)
 	}
 }

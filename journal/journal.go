@@ -77,7 +77,16 @@ type Config struct {
 	// for room before it is dropped; 0 means 1s.
 	LogMaxPending int
 	LogStallWait  time.Duration
-	Logger        zerolog.Logger
+	// LogRate, when positive, bounds each container's output, stdout and
+	// stderr together, to LogRate bytes per second on average, with bursts
+	// of up to max(LogRate, LogChunk) bytes. Output beyond it is dropped
+	// and replaced by one marker line (see [HeaderLogDropped]).
+	LogRate int
+	// OnLogDrop, when set, is told of output dropped, with the reason
+	// ("rate": over LogRate; "stall": the stream did not keep up) and its
+	// size in bytes. It must be cheap.
+	OnLogDrop func(reason string, bytes int)
+	Logger    zerolog.Logger
 }
 
 func (c *Config) setDefaults() error {

@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
 	"github.com/berthhq/berth/events"
 )
@@ -28,6 +31,11 @@ const (
 	// chunk of a line longer than LogChunk, or output that ended without a
 	// line end.
 	HeaderLogPartial = "Berth-Partial"
+	// HeaderLogDropped is on the marker line that stands for output dropped
+	// because the container went over its log rate (Config.LogRate): the
+	// number of bytes dropped. The marker reads "[berth: N bytes of output
+	// dropped: over the log rate of R bytes/s]".
+	HeaderLogDropped = "Berth-Dropped"
 )
 
 // Log stream defaults.
@@ -78,12 +86,13 @@ func (j *Journal) openLogs(ctx context.Context, nc *nats.Conn) error {
 		return err
 	}
 	w, err := newLogWriter(nc, s, j.cfg.LogMaxPending, j.cfg.LogStallWait, j.log)
+	w.rate, w.onDrop = j.cfg.LogRate, j.cfg.OnLogDrop
 	j.logs = w
 	return err
 }
 
 func newLogWriter(nc *nats.Conn, s events.Subjects, maxPending int, stall time.Duration, log zerolog.Logger) (*LogWriter, error) {
-	w := &LogWriter{subj: s, stall: stall, log: log}
+	w := &LogWriter{subj: s, stall: stall, log: log, limits: map[string]*containerLimit{}}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending),
 		jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { w.failed.Add(1) }))
 	w.js = js
@@ -98,9 +107,53 @@ type LogWriter struct {
 	stall time.Duration
 	log   zerolog.Logger
 
+	rate   int                            // bytes/s per container; 0: no limit
+	onDrop func(reason string, bytes int) // may be nil
+
+	mu     sync.Mutex                 // guards limits
+	limits map[string]*containerLimit // by container, while a Copy of it runs
+
 	published atomic.Uint64
 	dropped   atomic.Uint64
+	rated     atomic.Uint64
 	failed    atomic.Uint64
+}
+
+// containerLimit is the log rate of one container, shared by the Copy of
+// its stdout and the Copy of its stderr.
+type containerLimit struct {
+	lim  *rate.Limiter
+	refs int // Copy calls using it; guarded by LogWriter.mu
+}
+
+// limiter returns container's limiter, nil without a rate, and takes a
+// reference that release gives back.
+func (w *LogWriter) limiter(container string) *rate.Limiter {
+	if w.rate <= 0 {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	cl, ok := w.limits[container]
+	if !ok {
+		cl = &containerLimit{lim: rate.NewLimiter(rate.Limit(w.rate), max(w.rate, LogChunk))}
+		w.limits[container] = cl
+	}
+	cl.refs++
+	return cl.lim
+}
+
+func (w *LogWriter) release(container string) {
+	if w.rate <= 0 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if cl := w.limits[container]; cl != nil {
+		if cl.refs--; cl.refs == 0 {
+			delete(w.limits, container)
+		}
+	}
 }
 
 // Logs returns the journal's log writer.
@@ -117,17 +170,43 @@ func (j *Journal) Logs() *LogWriter { return j.logs }
 // together holds at most Config.LogMaxPending messages of at most LogChunk
 // bytes in memory, plus LogChunk bytes per Copy. Copy has the signature of
 // actors.Config.Output.
+//
+// With Config.LogRate set, the output of one container (both streams) is
+// held to that rate: a line beyond it is dropped, and before the next line
+// that fits (or at EOF) one marker line says how many bytes were dropped.
 func (w *LogWriter) Copy(container, stream string, r io.Reader) {
 	subject := w.subj.Log(container, stream)
+	lim := w.limiter(container)
+	defer w.release(container)
+	dropped := 0 // bytes over the rate since the last marker
+	marker := func() {
+		if dropped == 0 {
+			return
+		}
+		m := w.message(subject, stream, fmt.Appendf(nil, "[berth: %d bytes of output dropped: over the log rate of %d bytes/s]", dropped, w.rate), true)
+		m.Header.Set(HeaderLogDropped, strconv.Itoa(dropped))
+		w.send(m, subject, len(m.Data))
+		dropped = 0
+	}
 	br := bufio.NewReaderSize(r, LogChunk)
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
-			w.publish(subject, stream, line, err == nil)
+			if lim != nil && !lim.AllowN(time.Now(), len(line)) {
+				dropped += len(line)
+				w.rated.Add(uint64(len(line)))
+				if w.onDrop != nil {
+					w.onDrop("rate", len(line))
+				}
+			} else {
+				marker()
+				w.publish(subject, stream, line, err == nil)
+			}
 		}
 		if err == nil || errors.Is(err, bufio.ErrBufferFull) {
 			continue
 		}
+		marker()
 		if !errors.Is(err, io.EOF) {
 			w.log.Debug().Err(err).Str("container", container).Str("stream", stream).Msg("container output ended")
 		}
@@ -141,14 +220,27 @@ func (w *LogWriter) publish(subject, stream string, line []byte, whole bool) {
 	if whole {
 		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte{'\n'}), []byte{'\r'})
 	}
+	w.send(w.message(subject, stream, bytes.Clone(line), whole), subject, len(line)) // line is the reader's buffer
+}
+
+// message builds a log message carrying data.
+func (w *LogWriter) message(subject, stream string, data []byte, whole bool) *nats.Msg {
 	m := nats.NewMsg(subject)
-	m.Data = bytes.Clone(line) // line is the reader's buffer
+	m.Data = data
 	m.Header.Set(HeaderLogTime, time.Now().UTC().Format(time.RFC3339Nano))
 	m.Header.Set(HeaderLogStream, stream)
 	if !whole {
 		m.Header.Set(HeaderLogPartial, "true")
 	}
+	return m
+}
+
+// send publishes m, or drops it (and counts it) when the stream stalls.
+func (w *LogWriter) send(m *nats.Msg, subject string, size int) {
 	if _, err := w.js.PublishMsgAsync(m, jetstream.WithStallWait(w.stall)); err != nil {
+		if w.onDrop != nil {
+			w.onDrop("stall", size)
+		}
 		if n := w.dropped.Add(1); n&(n-1) == 0 { // the 1st, 2nd, 4th, 8th... drop
 			w.log.Warn().Err(err).Str("subject", subject).Uint64("dropped", n).Msg("container output dropped: the log stream does not keep up")
 		}
@@ -175,9 +267,12 @@ type LogCounts struct {
 	Published uint64 // handed to NATS
 	Dropped   uint64 // not sent: too many publishes were pending for too long
 	Failed    uint64 // sent but not stored (the publish was refused or timed out)
+	// OverRate counts the bytes dropped because a container went over
+	// Config.LogRate.
+	OverRate uint64
 }
 
 // Counts returns the writer's counts so far.
 func (w *LogWriter) Counts() LogCounts {
-	return LogCounts{Published: w.published.Load(), Dropped: w.dropped.Load(), Failed: w.failed.Load()}
+	return LogCounts{Published: w.published.Load(), Dropped: w.dropped.Load(), Failed: w.failed.Load(), OverRate: w.rated.Load()}
 }

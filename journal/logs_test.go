@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -179,5 +180,74 @@ func TestOpen_LogStreamLimits(t *testing.T) {
 	cfg := st.CachedInfo().Config
 	if cfg.MaxBytes != 1<<20 || cfg.MaxAge != time.Hour || cfg.Discard != jetstream.DiscardOld || cfg.Storage != jetstream.FileStorage {
 		t.Errorf("log stream config %+v", cfg)
+	}
+}
+
+// TestLogWriter_RateLimitPerContainer writes more output than the rate
+// allows on both streams of one container at once: what is kept stays
+// within the budget, the rest is counted and stands as marker lines that
+// carry the number of bytes they replace, and nothing is lost unaccounted.
+func TestLogWriter_RateLimitPerContainer(t *testing.T) {
+	s := startServer(t, "")
+	var mu sync.Mutex
+	reported := map[string]int{}
+	j := open(t, s, Config{LogRate: LogChunk, OnLogDrop: func(reason string, n int) {
+		mu.Lock()
+		reported[reason] += n
+		mu.Unlock()
+	}})
+	const lines, size = 60, 1000 // per stream, bytes per line with its end
+	line := strings.Repeat("x", size-1) + "\n"
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, stream := range []string{events.Stdout, events.Stderr} {
+		r, pw := io.Pipe()
+		wg.Add(2)
+		go func() { defer wg.Done(); j.Logs().Copy("web-1", stream, r) }()
+		go func() {
+			defer wg.Done()
+			for range lines {
+				pw.Write([]byte(line))
+			}
+			pw.Close()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err := j.Logs().Flush(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	kept, dropped, markers := 0, 0, 0
+	for _, m := range logMsgs(t, s) {
+		if d := m.Header.Get(HeaderLogDropped); d != "" {
+			n, err := strconv.Atoi(d)
+			if err != nil || n <= 0 || !strings.Contains(string(m.Data), "bytes of output dropped: over the log rate of 16384 bytes/s") {
+				t.Errorf("marker %q with %s=%q", m.Data, HeaderLogDropped, d)
+			}
+			dropped += n
+			markers++
+			continue
+		}
+		if len(m.Data) != size-1 {
+			t.Errorf("kept line of %d bytes, want %d", len(m.Data), size-1)
+		}
+		kept += size
+	}
+	if kept+dropped != 2*lines*size {
+		t.Fatalf("kept %d + dropped %d bytes, want %d in all", kept, dropped, 2*lines*size)
+	}
+	if budget := LogChunk + int(elapsed.Seconds()*LogChunk) + 2*size; kept > budget {
+		t.Errorf("kept %d bytes in %v, more than the budget of %d", kept, elapsed, budget)
+	}
+	if dropped == 0 || markers == 0 {
+		t.Fatalf("nothing dropped of %d bytes in %v at %d bytes/s", 2*lines*size, elapsed, LogChunk)
+	}
+	if c := j.Logs().Counts(); c.OverRate != uint64(dropped) {
+		t.Errorf("Counts().OverRate = %d, want %d", c.OverRate, dropped)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if reported["rate"] != dropped {
+		t.Errorf("OnLogDrop reported %v, want rate %d", reported, dropped)
 	}
 }

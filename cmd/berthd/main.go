@@ -63,6 +63,7 @@ type options struct {
 	execIdle      time.Duration
 	logMaxBytes   string
 	logMaxAge     time.Duration
+	logRate       string
 	logFormat     string
 	logLevel      string
 }
@@ -113,6 +114,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	f.DurationVar(&o.execIdle, "exec-idle-timeout", control.DefaultExecIdle, "kill an exec whose client sends nothing (no credit, no heartbeat) for this long")
 	f.StringVar(&o.logMaxBytes, "log-max-bytes", "1Gi", "size limit of the node's log stream (container output); the oldest lines go first")
 	f.DurationVar(&o.logMaxAge, "log-max-age", journal.DefaultLogMaxAge, "age limit of the node's log stream")
+	f.StringVar(&o.logRate, "log-rate", "1Mi", "output a container may log per second (stdout and stderr together; bursts up to the same); beyond it lines are dropped and one marker line says how much; 0: no limit")
 	f.StringVar(&o.logFormat, "log-format", "json", "json, or console for people")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.AddCommand(&cobra.Command{
@@ -194,6 +196,13 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	if err != nil || logMax < 1<<20 {
 		return fmt.Errorf("--log-max-bytes %q: want a size of at least 1Mi such as 512Mi or 2Gi", o.logMaxBytes)
 	}
+	logRate, err := events.ParseSize(o.logRate)
+	if o.logRate == "0" {
+		logRate, err = 0, nil
+	}
+	if err != nil || logRate < 0 || logRate > 1<<30 {
+		return fmt.Errorf("--log-rate %q: want 0 or a size per second such as 256Ki or 1Mi, at most 1Gi", o.logRate)
+	}
 	if o.logMaxAge < time.Minute {
 		return fmt.Errorf("--log-max-age %s: want at least 1m", o.logMaxAge)
 	}
@@ -234,7 +243,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		Host: h.name, Compute: h.compute, Network: h.network, HostOps: o.hostOps, StopTimeout: o.stopTimeout,
 		Images: registry.New(registry.Options{TempDir: tmp}), Layers: h.layers, Platform: h.platform, ClientEdition: h.client,
 		SnapshotEvery: o.snapshotEvery, ExecOff: !o.exec, MaxExecs: o.maxExecs, ExecIdle: o.execIdle,
-		LogMaxBytes: int64(logMax), LogMaxAge: o.logMaxAge, MaxContainers: o.maxContainers, MaxCommandSize: o.maxCommand,
+		LogMaxBytes: int64(logMax), LogMaxAge: o.logMaxAge, LogRate: int(logRate), MaxContainers: o.maxContainers, MaxCommandSize: o.maxCommand,
 		Metrics: m, Logger: log,
 	}
 	if ao.MountRoots, err = mountRoots(o.mountRoots); err != nil {

@@ -82,6 +82,8 @@ type Options struct {
 	// defaults when 0).
 	LogMaxBytes int64
 	LogMaxAge   time.Duration
+	// LogRate bounds each container's output in bytes/s (journal.Config.LogRate).
+	LogRate int
 	// MaxContainers bounds the containers of the node (actors.Config);
 	// MountRoots and MaxCommandSize are checked at intake (control.Options).
 	MaxContainers  int
@@ -146,6 +148,12 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 	}
 	if o.Metrics != nil {
 		cfg.OnHostCall = o.Metrics.ObserveHostCall
+		cfg.OnReconcile = func(kind events.ActionKind, outcome string) {
+			o.Metrics.ObserveReconcile(kind, outcome)
+			if o.OnReconcile != nil {
+				o.OnReconcile(kind, outcome)
+			}
+		}
 	}
 	a.Node, err = actors.New(cfg)
 	if err != nil {
@@ -154,10 +162,11 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 	jcfg := journal.Config{
 		Subjects: a.Subjects, Replicas: o.Replicas, SnapshotEvery: o.SnapshotEvery,
 		Window: events.DefaultWindow, OnDurable: a.Node.Durable, InboxAckWait: o.InboxAckWait,
-		LogMaxBytes: o.LogMaxBytes, LogMaxAge: o.LogMaxAge, Logger: log,
+		LogMaxBytes: o.LogMaxBytes, LogMaxAge: o.LogMaxAge, LogRate: o.LogRate, Logger: log,
 	}
 	if o.Metrics != nil {
 		jcfg.OnCommit = o.Metrics.ObserveCommit
+		jcfg.OnLogDrop = o.Metrics.ObserveLogDrop
 	}
 	a.Journal, err = journal.Open(ctx, a.Conn, jcfg)
 	if err != nil {

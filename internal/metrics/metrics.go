@@ -27,6 +27,8 @@ type Metrics struct {
 	appendLat  prometheus.Histogram
 	batchSize  prometheus.Histogram
 	hostLat    *prometheus.HistogramVec
+	reconciles *prometheus.CounterVec
+	logDrops   *prometheus.CounterVec
 }
 
 // New returns metrics registered in a registry of their own, with the Go
@@ -53,8 +55,14 @@ func New() *Metrics {
 			Name: "berth_host_operation_duration_seconds", Help: "Time the host took for one operation, by operation and outcome (ok or error).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 		}, []string{"op", "outcome"}),
+		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_reconcile_actions_total", Help: "Reconcile actions after a start, by kind (adopt, mark_exited, ...) and outcome (ok, error, timeout).",
+		}, []string{"kind", "outcome"}),
+		logDrops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_log_dropped_bytes_total", Help: "Container output not kept, by reason: over the per-container rate limit (rate), or the log stream not keeping up (stall).",
+		}, []string{"reason"}),
 	}
-	m.reg.MustRegister(m.commands, m.cmdLatency, m.appendLat, m.batchSize, m.hostLat,
+	m.reg.MustRegister(m.commands, m.cmdLatency, m.appendLat, m.batchSize, m.hostLat, m.reconciles, m.logDrops,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -89,6 +97,24 @@ func (m *Metrics) ObserveHostCall(op string, took time.Duration, err error) {
 		outcome = "error"
 	}
 	m.hostLat.WithLabelValues(op, outcome).Observe(took.Seconds())
+}
+
+// ObserveReconcile counts one reconcile action; it fits
+// actors.Config.OnReconcile.
+func (m *Metrics) ObserveReconcile(kind events.ActionKind, outcome string) {
+	if m == nil {
+		return
+	}
+	m.reconciles.WithLabelValues(string(kind), outcome).Inc()
+}
+
+// ObserveLogDrop counts n bytes of container output dropped for reason
+// ("rate" or "stall"); it fits journal.Config.OnLogDrop.
+func (m *Metrics) ObserveLogDrop(reason string, n int) {
+	if m == nil {
+		return
+	}
+	m.logDrops.WithLabelValues(reason).Add(float64(n))
 }
 
 // StateFunc returns a consistent copy of the node's fold.

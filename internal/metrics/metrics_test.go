@@ -181,3 +181,62 @@ func BenchmarkHooks(b *testing.B) {
 		}
 	})
 }
+
+// TestReconcileAndLogDropFamilies restarts an agent over a running
+// container: the second agent adopts it, and berth_reconcile_actions_total
+// counts that; a log drop reported through the hook shows under its reason.
+func TestReconcileAndLogDropFamilies(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := context.Background()
+	host := winsim.New()
+	defer host.Close()
+	dir := t.TempDir()
+	start := func(m *metrics.Metrics) *agent.Agent {
+		a, err := agent.Start(ctx, agent.Options{
+			Node: "edge-1", DataDir: dir, Host: "winsim", Compute: host.Compute(), StopTimeout: time.Second,
+			Metrics: m, Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	a := start(nil)
+	nc, err := a.Server.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := control.NewClient(nc, "edge-1", control.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"},
+		Command: events.CommandSpec{Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
+	if _, err := client.Run(ctx, "web", spec); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	if err := a.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	m := metrics.New()
+	b := start(m)
+	defer b.Stop(ctx)
+	m.ObserveLogDrop("rate", 4096)
+	srv := httptest.NewServer(metrics.Handler(m, func() bool { return true }))
+	defer srv.Close()
+	defer http.DefaultClient.CloseIdleConnections()
+	_, body := get(t, srv.URL+"/metrics")
+	for _, want := range []string{
+		fmt.Sprintf(`berth_reconcile_actions_total{kind="%s",outcome="ok"} 1`, events.ActionAdopt),
+		`berth_log_dropped_bytes_total{reason="rate"} 4096`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(body)
+	}
+}
