@@ -67,6 +67,18 @@ type LayerStore interface {
 	ListScratch(ctx context.Context) ([]Scratch, error)
 }
 
+// AheadImporter is implemented by layer stores that unpack a layer without
+// reading its parents, such as the folder store: a pull can then unpack a
+// layer while its parent is still importing, rather than hold it back.
+type AheadImporter interface {
+	// ImportAhead is Import, except that it unpacks r at once, before the
+	// parents need be complete, and waits for ready to close before it
+	// checks them and publishes the layer. When ctx ends first, or a
+	// parent is not complete once ready has closed, nothing is published
+	// (Import's errors). ready must close, or ctx end, for it to return.
+	ImportAhead(ctx context.Context, diffID string, parents []string, r io.Reader, ready <-chan struct{}) (Layer, error)
+}
+
 // Layer is one unpacked layer in a store.
 type Layer struct {
 	ID      string   `json:"id"`      // chain id

@@ -178,6 +178,22 @@ func (s *Store) Get(ctx context.Context, id string) (imagedriver.Layer, error) {
 
 // Import unpacks a layer, as imagedriver.LayerStore.Import promises.
 func (s *Store) Import(ctx context.Context, diffID string, parents []string, r io.Reader) (imagedriver.Layer, error) {
+	return s.importLayer(ctx, diffID, parents, r, nil)
+}
+
+// ImportAhead unpacks a layer before its parents are complete, as
+// imagedriver.AheadImporter promises: a layer's folder holds only what its
+// tar adds, and its whiteouts go into its marker, so unpacking reads no
+// parent.
+func (s *Store) ImportAhead(ctx context.Context, diffID string, parents []string, r io.Reader, ready <-chan struct{}) (imagedriver.Layer, error) {
+	return s.importLayer(ctx, diffID, parents, r, ready)
+}
+
+var _ imagedriver.AheadImporter = (*Store)(nil)
+
+// importLayer imports a layer; with ready not nil, it checks the parents
+// only once ready has closed and the layer is unpacked.
+func (s *Store) importLayer(ctx context.Context, diffID string, parents []string, r io.Reader, ready <-chan struct{}) (imagedriver.Layer, error) {
 	id, err := imagedriver.ImportID(diffID, parents)
 	if err != nil {
 		return imagedriver.Layer{}, err
@@ -201,13 +217,20 @@ func (s *Store) Import(ctx context.Context, diffID string, parents []string, r i
 				return imagedriver.Layer{}, ctx.Err()
 			}
 		}
-		call, err := s.startImport(hex, parents)
+		call, err := s.startImport(hex, parents, ready == nil)
 		s.mu.Unlock()
 		if err != nil {
 			return imagedriver.Layer{}, fmt.Errorf("import layer %s: %w", id, err)
 		}
 		m, err := unpack(ctx, filepath.Join(s.root, layersDir, call.tmp), r, diffID)
-		l, err := s.publish(hex, call, m, err)
+		if err == nil && ready != nil {
+			select {
+			case <-ready:
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		}
+		l, err := s.publish(hex, call, m, err, ready != nil)
 		if err != nil {
 			return imagedriver.Layer{}, fmt.Errorf("import layer %s: %w", id, err)
 		}
@@ -215,11 +238,13 @@ func (s *Store) Import(ctx context.Context, diffID string, parents []string, r i
 	}
 }
 
-// startImport checks the parents and claims the import of hex. Call with
-// s.mu held.
-func (s *Store) startImport(hex string, parents []string) (*importCall, error) {
-	if err := s.checkChain(parents); err != nil {
-		return nil, err
+// startImport checks the parents, when check is true, and claims the
+// import of hex. Call with s.mu held.
+func (s *Store) startImport(hex string, parents []string, check bool) (*importCall, error) {
+	if check {
+		if err := s.checkChain(parents); err != nil {
+			return nil, err
+		}
 	}
 	tmp, err := os.MkdirTemp(filepath.Join(s.root, layersDir), hex+tmpInfix)
 	if err != nil {
@@ -230,21 +255,22 @@ func (s *Store) startImport(hex string, parents []string) (*importCall, error) {
 	return call, nil
 }
 
-// publish ends an import: after unpacking failed with err it removes the
-// temporary folder; otherwise it renames the folder into place and writes
-// the marker.
-func (s *Store) publish(hex string, call *importCall, m layerMeta, err error) (imagedriver.Layer, error) {
+// publish ends an import: after unpacking failed with err, or the parents
+// fail the check that check asks for, it removes the temporary folder;
+// otherwise it renames the folder into place and writes the marker.
+func (s *Store) publish(hex string, call *importCall, m layerMeta, err error, check bool) (imagedriver.Layer, error) {
 	tmp := filepath.Join(s.root, layersDir, call.tmp)
-	if err != nil {
-		os.RemoveAll(tmp)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer func() {
 		delete(s.importing, hex)
 		close(call.done)
 	}()
+	if err == nil && check {
+		err = s.checkChain(call.parents)
+	}
 	if err != nil {
+		os.RemoveAll(tmp)
 		return imagedriver.Layer{}, err
 	}
 	m.Parents = call.parents

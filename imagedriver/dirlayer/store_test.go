@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berthhq/berth/imagedriver"
 	"github.com/berthhq/berth/imagedriver/dirlayer"
@@ -417,5 +418,72 @@ func TestGUIDs(t *testing.T) {
 	}
 	if guids[0] != guids[2] || guids[1] != guids[3] || guids[0] == guids[1] {
 		t.Errorf("GUIDs %v; want one per layer, the same in both stores", guids)
+	}
+}
+
+// TestImportAhead: a layer unpacks while its parent is not in the store
+// yet and is published once ready closes and the parent is there; a
+// parent that never arrives, or a context that ends first, leaves nothing.
+func TestImportAhead(t *testing.T) {
+	root := t.TempDir()
+	s, err := dirlayer.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseTar, baseD := imagedrivertest.WindowsLayer(t, map[string]string{"a": "1"})
+	topTar, topD := imagedrivertest.WindowsLayer(t, map[string]string{"b": "2"})
+	top := imagedriver.ChainID(baseD, topD)
+
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.ImportAhead(ctx, topD, []string{baseD}, bytes.NewReader(topTar), ready)
+		done <- err
+	}()
+	// The child unpacks (its file lands in its temporary folder) before the
+	// parent exists.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		unpacked, _ := filepath.Glob(filepath.Join(root, "layers", "*.tmp-*", "Files", "b"))
+		if len(unpacked) == 1 {
+			break
+		}
+		entries, _ := os.ReadDir(filepath.Join(root, "layers"))
+		if time.Now().After(deadline) {
+			t.Fatalf("no import in progress: %v", entries)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if ok, _ := s.Has(ctx, top); ok {
+		t.Fatal("published before its parent")
+	}
+	importTar(t, s, baseTar, baseD)
+	close(ready)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Get(ctx, top)
+	if err != nil || !slices.Equal(l.Parents, []string{baseD}) {
+		t.Fatalf("Get = %+v, %v", l, err)
+	}
+
+	// A parent that is not there when ready closes.
+	otherTar, otherD := imagedrivertest.WindowsLayer(t, map[string]string{"c": "3"})
+	missing := "sha256:" + strings.Repeat("ab", 32)
+	closed := make(chan struct{})
+	close(closed)
+	if _, err := s.ImportAhead(ctx, otherD, []string{missing}, bytes.NewReader(otherTar), closed); !errors.Is(err, imagedriver.ErrNotFound) {
+		t.Fatalf("ImportAhead over a missing parent = %v; want ErrNotFound", err)
+	}
+	// A context that ends while it waits.
+	cctx, cancel := context.WithCancel(ctx)
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	if _, err := s.ImportAhead(cctx, otherD, []string{missing}, bytes.NewReader(otherTar), make(chan struct{})); !errors.Is(err, context.Canceled) {
+		t.Fatalf("ImportAhead with an ended context = %v", err)
+	}
+	all, _ := s.List(ctx)
+	entries, _ := os.ReadDir(filepath.Join(root, "layers"))
+	if len(all) != 2 || len(entries) != 4 { // two layers and their markers
+		t.Fatalf("after the failures: layers %+v, folder %d entries", all, len(entries))
 	}
 }

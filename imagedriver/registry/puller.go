@@ -19,9 +19,11 @@
 // addresses in private, loopback or link-local ranges.
 //
 // Layers download in parallel, at most Options.Concurrency at once. A layer
-// imports as soon as its parent is in the store: it streams from the
-// registry straight into the store when its parent is there when its
-// download starts, and otherwise waits for its parent in a temporary file.
+// streams from the registry straight into the store when its parent is
+// there when its download starts. Otherwise, a store that can unpack ahead
+// of the parent (imagedriver.AheadImporter, such as the folder store) gets
+// the stream at once and publishes the layer once its parent is in; any
+// other store's layer waits for its parent in a temporary file.
 package registry
 
 import (
@@ -305,6 +307,19 @@ func (pl *pull) layer(ctx context.Context, i int) error {
 	if i > 0 {
 		parentDone = pl.inStore[i-1]
 	}
+	if ahead, ok := pl.store.(imagedriver.AheadImporter); ok && i > 0 {
+		select {
+		case <-parentDone:
+		default:
+			// Unpack now; the store publishes once the parent is in.
+			content := &lazyReader{open: func() (io.ReadCloser, error) { return pl.open(i) }}
+			defer content.Close()
+			if _, err := ahead.ImportAhead(ctx, info.DiffID, parents, content, parentDone); err != nil {
+				return err
+			}
+			return pl.imported(i)
+		}
+	}
 	var content io.ReadCloser
 	select {
 	case <-parentDone:
@@ -332,8 +347,13 @@ func (pl *pull) layer(ctx context.Context, i int) error {
 	if _, err := pl.store.Import(ctx, info.DiffID, parents, content); err != nil {
 		return err
 	}
+	return pl.imported(i)
+}
+
+// imported records that layer i is in the store.
+func (pl *pull) imported(i int) error {
 	close(pl.inStore[i])
-	pl.progress.set(i, info.Size, imagedriver.LayerDone)
+	pl.progress.set(i, pl.image.Layers[i].Size, imagedriver.LayerDone)
 	return nil
 }
 
