@@ -3,6 +3,8 @@ package journal
 import (
 	"bytes"
 	"io"
+	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -250,4 +252,72 @@ func TestLogWriter_RateLimitPerContainer(t *testing.T) {
 	if reported["rate"] != dropped {
 		t.Errorf("OnLogDrop reported %v, want rate %d", reported, dropped)
 	}
+}
+
+// lineSource yields one line of n bytes and its line end without holding
+// it: the line exists only as the reader asks for it.
+type lineSource struct {
+	n, read int
+	onRead  func(p []byte)
+}
+
+func (s *lineSource) Read(p []byte) (int, error) {
+	s.onRead(p)
+	if s.read > s.n {
+		return 0, io.EOF
+	}
+	k := 0
+	for ; k < len(p) && s.read < s.n; k++ {
+		p[k] = 'a' + byte(s.read%26)
+		s.read++
+	}
+	if k < len(p) && s.read == s.n {
+		p[k] = '\n'
+		k++
+		s.read++
+	}
+	return k, nil
+}
+
+// TestLogWriter_LongLineMemoryBounded copies a 10 MiB line from a reader
+// that never holds it: every chunk reaches the stream, Copy never asks for
+// more than LogChunk bytes at a time, no more than LogMaxPending publishes
+// wait. Those two bound what the writer holds: LogChunk bytes of the reader
+// and pending chunks of LogChunk bytes. (The heap in use is logged, not
+// checked: it includes the embedded server's cache of the stream's blocks.)
+func TestLogWriter_LongLineMemoryBounded(t *testing.T) {
+	s := startServer(t, "")
+	const pending = 8
+	j := open(t, s, Config{LogMaxPending: pending, LogStallWait: time.Minute})
+	runtime.GC()
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(sample)
+	base := sample[0].Value.Uint64()
+	var peak uint64
+	maxAsk, maxPending := 0, 0
+	const size = 10 << 20
+	src := &lineSource{n: size, onRead: func(p []byte) {
+		maxAsk = max(maxAsk, len(p))
+		maxPending = max(maxPending, j.Logs().Pending())
+		metrics.Read(sample)
+		peak = max(peak, sample[0].Value.Uint64())
+	}}
+	j.Logs().Copy("big", events.Stdout, src)
+	if err := j.Logs().Flush(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if c := j.Logs().Counts(); c.Dropped != 0 || c.Failed != 0 || c.Published != size/LogChunk+1 {
+		t.Errorf("counts %+v, want %d published, none dropped", c, size/LogChunk+1)
+	}
+	var total int
+	for _, m := range logMsgs(t, s) {
+		total += len(m.Data)
+	}
+	if total != size {
+		t.Errorf("the stream holds %d bytes of the line, want %d", total, size)
+	}
+	if maxAsk > LogChunk || maxPending > pending {
+		t.Errorf("Copy read up to %d bytes at once with %d publishes pending; want at most %d and %d", maxAsk, maxPending, LogChunk, pending)
+	}
+	t.Logf("heap in use: base %d, peak %d", base, peak)
 }
