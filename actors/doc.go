@@ -25,6 +25,18 @@
 // releases the address. Without a network driver (Config.Network) or a
 // configured network, containers get no endpoint.
 //
+// The image actor, a third kind of child, owns the node's images
+// (Config.Images and Config.Layers). Pulls of one reference share one
+// download, whoever asks (a create or image.pull); pull policies decide
+// whether the registry is asked; tag, remove, prune and load run one at a
+// time, with no pull in flight. A create first ensures its image (nothing
+// is recorded for a container whose image cannot be had), merges the
+// image's command, environment, working directory and user into its spec,
+// then brackets the scratch layer with scratch_creating and
+// scratch_created inside its create, as it does the endpoint; a remove
+// deletes the scratch layer after the compute system. An image is in use
+// while a container that is not failed was created from it.
+//
 // After Start, Reconcile makes the fold and the host agree before any
 // command runs (DESIGN §7): Observe lists what the host holds of ours, the
 // pure function Plan decides one action per container and host object (the
