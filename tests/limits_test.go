@@ -59,3 +59,21 @@ func TestAgentLimits(t *testing.T) {
 		t.Fatalf("host holds %d systems, want 1", len(got))
 	}
 }
+
+// TestAgentStartFailsCleanly starts an agent whose NATS server cannot be
+// reached and which gives up when its context ends: Start returns an error
+// naming the server, and stops what it started.
+func TestAgentStartFailsCleanly(t *testing.T) {
+	host := winsim.New()
+	defer host.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	a, err := agent.Start(ctx, agent.Options{Node: testNode, NATSURL: "nats://127.0.0.1:1", Compute: host.Compute()})
+	if err == nil {
+		a.Stop(context.Background())
+		t.Fatal("started without a reachable NATS server")
+	}
+	if !errors.Is(err, events.ErrUnavailable) || !strings.Contains(err.Error(), "nats://127.0.0.1:1") {
+		t.Fatalf("Start: %v, want ErrUnavailable naming the server", err)
+	}
+}

@@ -120,9 +120,10 @@ func Start(ctx context.Context, o Options) (a *Agent, err error) {
 	}
 	log := o.Logger
 	a = &Agent{Subjects: events.NewSubjects(o.Prefix, o.Node)}
+	started := a // a is nil once a failing return has run
 	defer func() {
 		if err != nil {
-			a.Stop(context.Background())
+			started.Stop(context.Background())
 		}
 		if errors.Is(err, journal.ErrFenced) {
 			err = fmt.Errorf("node %s: %w: %w", o.Node, ErrFenced, err)
