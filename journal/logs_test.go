@@ -321,3 +321,32 @@ func TestLogWriter_LongLineMemoryBounded(t *testing.T) {
 	}
 	t.Logf("heap in use: base %d, peak %d", base, peak)
 }
+
+// BenchmarkLogWriterRate is the cost of the per-container rate check on a
+// line that the limit drops (no publish), the path a flooding container
+// takes for every line over its rate.
+func BenchmarkLogWriterRate(b *testing.B) {
+	w := open(b, startServer(b, ""), Config{LogRate: 1}).Logs() // past the first burst, every line is over
+	line := strings.Repeat("x", 99) + "\n"
+	r := &repeatReader{line: []byte(line), n: b.N}
+	b.SetBytes(int64(len(line)))
+	b.ResetTimer()
+	w.Copy("web-1", events.Stdout, r)
+	if got := w.Counts().OverRate; got+LogChunk < uint64(b.N*len(line)) {
+		b.Fatalf("dropped %d bytes of %d lines", got, b.N)
+	}
+}
+
+// repeatReader yields line n times.
+type repeatReader struct {
+	line []byte
+	n    int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		return 0, io.EOF
+	}
+	r.n--
+	return copy(p, r.line), nil
+}

@@ -309,3 +309,47 @@ func newPKI(t *testing.T, dir string) pki {
 	p.clientCert, p.clientKey = leaf("client", 3, x509.ExtKeyUsageClientAuth)
 	return p
 }
+
+// TestAgentOverTLSToAnExternalServer runs the agent in external mode
+// against a server that requires TLS with client certificates and berth's
+// NKey users: the agent signs in with its seed and its client certificate,
+// and a control plane client gets its commands answered over the same.
+func TestAgentOverTLSToAnExternalServer(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	pki := newPKI(t, filepath.Join(dir, "pki"))
+	authDir := filepath.Join(dir, "auth")
+	subj := events.NewSubjects("", testNode)
+	creds, err := journal.InitCredentials(authDir, subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := journal.StartServer(ctx, journal.ServerOptions{DataDir: filepath.Join(dir, "nats"), Listen: "127.0.0.1:0",
+		Credentials: &creds, Subjects: subj, TLS: journal.TLSFiles{CA: pki.ca, Cert: pki.serverCert, Key: pki.serverKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	url := strings.Replace(srv.ClientURL(), "nats://", "tls://", 1)
+	client := journal.TLSFiles{CA: pki.ca, Cert: pki.clientCert, Key: pki.clientKey}
+	host := winsim.New()
+	defer host.Close()
+	a := startAgent(t, agent.Options{NATSURL: url, Replicas: 1, Credentials: &creds, TLS: client, Compute: host.Compute()})
+	defer stopAgent(t, a)
+	if !a.Conn.TLSRequired() {
+		t.Fatal("the agent's connection is not TLS")
+	}
+	tlsOpts, err := client.ClientOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := control.NewClient(connectAs(t, url, authDir, journal.RoleControl, tlsOpts...), testNode, control.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"},
+		Command: events.CommandSpec{Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
+	if r, err := ctl.Run(ctx, "web", spec); err != nil || r.Phase != events.PhaseRunning {
+		t.Fatalf("run over TLS: %+v %v", r, err)
+	}
+}

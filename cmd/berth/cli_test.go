@@ -135,6 +135,12 @@ func TestCLI_NKey(t *testing.T) {
 	if code != exitFailure || !strings.Contains(stderr, "no agent answers") {
 		t.Errorf("berth --nkey operator.nk ps: exit %d, %q; want exit 1, no agent answers", code, stderr)
 	}
+	// The operator may not send commands: one clear error, exit 1.
+	code, _, stderr = berth(t, url, "--nkey", journal.SeedFile(dir, journal.RoleOperator), "--timeout", "1s", "stop", "web-1")
+	if code != exitFailure || !strings.Contains(stderr, "not permitted: the NATS server refused to take berth.cmd.n1.stop") ||
+		strings.Count(stderr, "Permissions Violation") != 1 {
+		t.Errorf("berth --nkey operator.nk stop: exit %d, %q; want exit 1, not permitted, said once", code, stderr)
+	}
 	code, _, stderr = berth(t, url, "--timeout", "1s", "ps")
 	if code != exitFailure || !strings.Contains(stderr, "Authorization Violation") {
 		t.Errorf("berth ps without a key: exit %d, %q; want exit 1, authorization violation", code, stderr)

@@ -181,7 +181,12 @@ func (c *cli) connect() (*control.Client, error) {
 	if err := events.ValidateNodeID(c.node); err != nil {
 		return nil, usageError(fmt.Errorf("invalid argument %q for --node: %w", c.node, err))
 	}
-	opts := []nats.Option{nats.Name("berth"), nats.Timeout(min(c.timeout, 10*time.Second)), nats.MaxReconnects(2)}
+	opts := []nats.Option{nats.Name("berth"), nats.Timeout(min(c.timeout, 10*time.Second)), nats.MaxReconnects(2),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if !errors.Is(err, nats.ErrPermissionViolation) { // the verb reports those as its own error
+				fmt.Fprintf(c.stderr, "berth: nats: %v\n", err)
+			}
+		})}
 	if c.creds != "" {
 		opts = append(opts, nats.UserCredentials(c.creds))
 	}
