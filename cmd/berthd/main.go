@@ -90,7 +90,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	f := cmd.Flags()
 	f.StringVar(&o.config, "config", "", "JSON config file whose keys are these flags' names (env BERTH_CONFIG)")
 	f.StringVar(&o.http, "http", defaultHTTP, "serve /metrics, /healthz and /readyz on this loopback address (host:port); empty: off")
-	f.StringVar(&o.dataDir, "data-dir", "", "directory for the journal, NATS storage and (off Windows) the simulated host")
+	f.StringVar(&o.dataDir, "data-dir", "", "directory for the journal, NATS storage, image layers (layers, tmp) and (off Windows) the simulated host")
 	f.StringVar(&o.node, "node", defaultNode(), "node id: [a-z0-9][a-z0-9-]{0,62}")
 	f.StringVar(&o.prefix, "prefix", events.DefaultPrefix, "NATS subject prefix")
 	f.StringVar(&o.owner, "owner", "berth", "owner tag on every host object berth creates")
