@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,7 +33,7 @@ type ConsoleSize struct{ Width, Height uint16 }
 // ExecStreams connects an exec session to the caller.
 type ExecStreams struct {
 	// Stdin, when the spec asks for stdin, is copied to the process; at its
-	// EOF the process's stdin is closed. Exec does not wait for a Read in
+	// EOF (at once when Stdin is nil) the process's stdin is closed. Exec does not wait for a Read in
 	// progress when the process has ended: that goroutine ends when the Read
 	// returns.
 	Stdin io.Reader
@@ -83,8 +84,12 @@ func (c *Client) Exec(ctx context.Context, container string, spec events.ExecSpe
 	wg.Add(1)
 	go func() { defer wg.Done(); lost <- x.heartbeat(actx) }()
 	feedErr := make(chan error, 1)
-	if spec.Stdin && st.Stdin != nil {
-		go func() { feedErr <- x.feed(actx, st.Stdin) }() // ends with its Read
+	if spec.Stdin {
+		in := st.Stdin
+		if in == nil {
+			in = strings.NewReader("") // stdin asked for, none given: at its end at once
+		}
+		go func() { feedErr <- x.feed(actx, in) }() // ends with its Read
 	}
 	if st.Resize != nil {
 		wg.Add(1)

@@ -94,6 +94,7 @@ func TestExecStdioAndExitCode(t *testing.T) {
 		code           int
 	}{
 		{"echo stdin", events.ExecSpec{Command: []string{"cmd", "/c", "more"}, Stdin: true}, "hello\r\nworld\r\n", "hello\r\nworld\r\n", "", 0},
+		{"stdin asked for, none given", events.ExecSpec{Command: []string{"cmd", "/c", "more"}, Stdin: true}, "", "", "", 0},
 		{"streams and code", events.ExecSpec{Command: []string{"cmd", "/c", "echo out& echo err 1>&2& exit /b 7"}}, "", "out\r\n", "err \r\n", 7},
 		{"env, workdir, user", events.ExecSpec{Command: []string{"cmd", "/c", "echo %MODE%& echo %USERNAME%& cd"},
 			Env: map[string]string{"MODE": "debug"}, Workdir: `C:\app`, User: "ContainerUser"}, "", "debug\r\nContainerUser\r\nC:\\app\r\n", "", 0},
@@ -118,16 +119,16 @@ func TestExecStdioAndExitCode(t *testing.T) {
 		t.Errorf("got %d lines (last %q), %d frames; want 40000", len(lines), lines[len(lines)-1], x.Frames)
 	}
 	evs := e.execEvents(t)
-	if len(evs) != 10 {
-		t.Fatalf("%d exec events, want 10 (started and exited of 5 execs)", len(evs))
+	if len(evs) != 12 {
+		t.Fatalf("%d exec events, want 12 (started and exited of 6 execs)", len(evs))
 	}
 	var started events.ExecStartedData
 	var exited events.ExecExit
-	if err := evs[2].Decode(&started); err != nil || evs[2].Type != events.ContainerExecStarted || started.Command[0] != "cmd" || started.Pid == 0 {
-		t.Errorf("third exec event %s %+v (%v), want exec_started of cmd with a pid", evs[2].Type, started, err)
+	if err := evs[4].Decode(&started); err != nil || evs[4].Type != events.ContainerExecStarted || started.Command[0] != "cmd" || started.Pid == 0 {
+		t.Errorf("fifth exec event %s %+v (%v), want exec_started of cmd with a pid", evs[4].Type, started, err)
 	}
-	if err := evs[3].Decode(&exited); err != nil || exited.Exec != started.Exec || exited.Code == nil || *exited.Code != 7 || evs[3].Command != started.Exec {
-		t.Errorf("fourth exec event %s %+v (%v), want exec_exited of %s with code 7", evs[3].Type, exited, err, started.Exec)
+	if err := evs[5].Decode(&exited); err != nil || exited.Exec != started.Exec || exited.Code == nil || *exited.Code != 7 || evs[5].Command != started.Exec {
+		t.Errorf("sixth exec event %s %+v (%v), want exec_exited of %s with code 7", evs[5].Type, exited, err, started.Exec)
 	}
 }
 

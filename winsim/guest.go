@@ -190,9 +190,44 @@ func (g *guest) readLine() (string, bool) {
 		return "", false
 	}
 	g.settle()
-	line, err := g.stdin.ReadString('\n')
+	var (
+		line string
+		err  error
+	)
+	if g.console {
+		line, err = g.readConsoleLine()
+	} else {
+		line, err = g.stdin.ReadString('\n')
+	}
 	g.lastIO = g.h.clock.Now()
 	return line, err == nil
+}
+
+// readConsoleLine reads a line as a console in line mode does: Enter ends
+// it whether the terminal sends CR (a raw terminal) or LF, a CR LF pair
+// counts once, and the console echoes the line as it is read. The line is
+// returned with CR LF.
+func (g *guest) readConsoleLine() (string, error) {
+	var b strings.Builder
+	for {
+		c, err := g.stdin.ReadByte()
+		if err != nil {
+			if b.Len() > 0 {
+				g.stdout.print(b.String())
+			}
+			return b.String(), err
+		}
+		if c == '\r' || c == '\n' {
+			if c == '\r' && g.stdin.Buffered() > 0 {
+				if next, _ := g.stdin.Peek(1); next[0] == '\n' {
+					_, _ = g.stdin.ReadByte()
+				}
+			}
+			g.stdout.print(b.String() + "\r\n")
+			return b.String() + "\r\n", nil
+		}
+		b.WriteByte(c)
+	}
 }
 
 // exitTime is when the program ended: on its schedule, or later if it was

@@ -1,6 +1,7 @@
 package winsim_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"strings"
@@ -218,5 +219,43 @@ func TestPingForeverUntilKilled(t *testing.T) {
 	}
 	if code := exitCode(t, p); code != winsim.ExitCodeKilled {
 		t.Errorf("exit code %d, want %d", code, winsim.ExitCodeKilled)
+	}
+}
+
+// TestConsoleInput: on a console, Enter ends a line whether it arrives as CR
+// (a raw terminal) or LF, and the console echoes what is typed.
+func TestConsoleInput(t *testing.T) {
+	h := winsim.New()
+	defer h.Close()
+	ctx := context.Background()
+	d := h.Compute()
+	s, err := d.Create(ctx, "tty", hcsdriver.Config{Owner: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.CreateProcess(ctx, hcsdriver.ProcessConfig{CommandLine: "cmd /c more", EmulateConsole: true, Stdin: true, Stdout: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	in, out, _, err := p.Stdio()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() { b, _ := io.ReadAll(out); got <- string(b) }()
+	if _, err := io.WriteString(in, "typed\rpiped\r\nlast\n"); err != nil {
+		t.Fatal(err)
+	}
+	in.Close()
+	if err := p.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if want := "typed\r\ntyped\r\npiped\r\npiped\r\nlast\r\nlast\r\n"; <-got != want {
+		t.Errorf("console output differs, want %q (each line echoed, then more's copy)", want)
 	}
 }
