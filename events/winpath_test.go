@@ -116,3 +116,43 @@ func BenchmarkCheckMounts(b *testing.B) {
 		}
 	}
 }
+
+// FuzzCleanWindowsPath checks what the mount check relies on: a path it
+// accepts comes out clean (cleaning it again changes nothing), absolute,
+// with no component Windows would read as "." or "..", and inside a root
+// exactly when its clean form, compared without regard to case, starts
+// with the root. Seeds are in testdata/fuzz/FuzzCleanWindowsPath.
+func FuzzCleanWindowsPath(f *testing.F) {
+	f.Fuzz(func(t *testing.T, p, root string) {
+		c, err := events.CleanWindowsPath(p)
+		if err != nil {
+			if !errors.Is(err, events.ErrInvalid) {
+				t.Fatalf("CleanWindowsPath(%q): %v, want ErrInvalid", p, err)
+			}
+			return
+		}
+		if again, err := events.CleanWindowsPath(c); err != nil || again != c {
+			t.Fatalf("CleanWindowsPath(%q) = %q, which cleans to %q, %v", p, c, again, err)
+		}
+		if !(len(c) >= 3 && c[1] == ':' && c[2] == '\\') && !strings.HasPrefix(c, `\\`) {
+			t.Fatalf("CleanWindowsPath(%q) = %q, not absolute", p, c)
+		}
+		for _, n := range strings.Split(strings.TrimPrefix(c, `\\`), `\`) {
+			if strings.Trim(n, ". ") == "" && n != "" || strings.HasSuffix(n, ".") || strings.HasSuffix(n, " ") {
+				t.Fatalf("CleanWindowsPath(%q) = %q keeps component %q", p, c, n)
+			}
+		}
+		r, err := events.CleanWindowsPath(root)
+		if err != nil {
+			return
+		}
+		lc, lr := strings.ToLower(c), strings.ToLower(strings.TrimSuffix(r, `\`))
+		want := lc == lr || strings.HasPrefix(lc, lr+`\`) || lc == lr+`\`
+		if got := events.WithinRoots(c, []string{r}); got != want {
+			t.Fatalf("WithinRoots(%q, %q) = %v, want %v", c, r, got, want)
+		}
+		if events.WithinRoots(c, []string{r}) && strings.Contains(strings.TrimPrefix(lc, lr), `\..`) {
+			t.Fatalf("%q is within %q through a parent component", c, r)
+		}
+	})
+}
