@@ -16,6 +16,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/berthhq/berth/actors"
@@ -546,5 +548,34 @@ func TestImage_ConfigBuildsAnHCSDocument(t *testing.T) {
 	cfg.VolumePath = `\\?\Volume{0b5a3c2e-9a44-4f0e-8d7b-2f8a4b2c1d3e}` // what wclayer mounts
 	if _, err := winhcs.BuildDocument("p-1", cfg, 4); err != nil {
 		t.Fatalf("BuildDocument of a process-isolated container: %v", err)
+	}
+}
+
+// TestImage_MultiPlatformIndex: from an index of an ltsc2019 and two
+// ltsc2022 builds, a create on an ltsc2022 host runs the highest revision of
+// its own build, and the fold records the index and the platform.
+func TestImage_MultiPlatformIndex(t *testing.T) {
+	h := startImageAgent(t)
+	var adds []mutate.IndexAddendum
+	for _, v := range []string{"10.0.17763.5329", "10.0.20348.2113", "10.0.20348.2227"} {
+		img, err := registrytest.Image(v, echoConfig, layer(t, "build.txt", v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
+			Platform: &v1.Platform{OS: "windows", Architecture: "amd64", OSVersion: v}}})
+	}
+	idx := mutate.AppendManifests(empty.Index, adds...)
+	ref, err := h.reg.Push("multi:1", idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.ok(events.Command{Verb: events.VerbCreate, Container: "web-1", Spec: &events.ContainerSpec{Image: events.ImageSpec{Ref: ref}}})
+	imgs := h.images()
+	idxDigest, _ := idx.Digest()
+	want, _ := adds[2].Add.Digest()
+	if len(imgs) != 1 || imgs[0].ID != want.String() || imgs[0].IndexDigest != idxDigest.String() ||
+		imgs[0].Platform != "windows/amd64:10.0.20348.2227" {
+		t.Fatalf("images: %+v; want %s from index %s", imgs, want, idxDigest)
 	}
 }
