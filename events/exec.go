@@ -41,18 +41,11 @@ func (s *ExecSpec) Validate() error {
 	case strings.TrimSpace(s.Command[0]) == "":
 		return bad("command", "the program name must not be blank")
 	}
-	for i, a := range s.Command {
-		if len(a) > maxStringLen || strings.ContainsRune(a, 0) {
-			return bad("command", "argument %d is longer than %d bytes or contains NUL", i, maxStringLen)
-		}
+	if i, ok := badArg(s.Command); ok {
+		return bad("command", "argument %d is longer than %d bytes or contains NUL", i, maxStringLen)
 	}
-	if len(s.Env) > maxEnv {
-		return bad("env", "%d variables, more than %d", len(s.Env), maxEnv)
-	}
-	for k, v := range s.Env {
-		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) || len(k)+len(v) > maxStringLen {
-			return bad("env", "variable %q: names must be non-empty without '=' or NUL, values without NUL", k)
-		}
+	if err := checkEnv(s.Env); err != "" {
+		return bad("env", "%s", err)
 	}
 	if len(s.Workdir) > maxStringLen || strings.ContainsRune(s.Workdir, 0) {
 		return bad("workdir", "%q is not a directory", s.Workdir)

@@ -105,18 +105,11 @@ func (s *ContainerSpec) Validate() error {
 	if n := len(s.Command.Entrypoint) + len(s.Command.Args); n > maxArgs {
 		return bad("command", "%d arguments, more than %d", n, maxArgs)
 	}
-	for i, a := range append(append([]string{}, s.Command.Entrypoint...), s.Command.Args...) {
-		if len(a) > maxStringLen || strings.ContainsRune(a, 0) {
-			return bad("command", "argument %d is longer than %d bytes or contains NUL", i, maxStringLen)
-		}
+	if i, ok := badArg(append(append([]string{}, s.Command.Entrypoint...), s.Command.Args...)); ok {
+		return bad("command", "argument %d is longer than %d bytes or contains NUL", i, maxStringLen)
 	}
-	if len(s.Env) > maxEnv {
-		return bad("env", "%d variables, more than %d", len(s.Env), maxEnv)
-	}
-	for k, v := range s.Env {
-		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) || len(k)+len(v) > maxStringLen {
-			return bad("env", "variable %q: names must be non-empty without '=' or NUL, values without NUL", k)
-		}
+	if err := checkEnv(s.Env); err != "" {
+		return bad("env", "%s", err)
 	}
 	if len(s.Hostname) > 63 || strings.ContainsAny(s.Hostname, " \t./\\") {
 		return bad("hostname", "%q is not a host name (at most 63 characters, no dots or spaces)", s.Hostname)
@@ -200,4 +193,28 @@ func (s *ContainerSpec) Validate() error {
 		return bad("stop.timeout", "%s is outside 0s..1h", s.Stop.Timeout.Std())
 	}
 	return nil
+}
+
+// badArg returns the index of the first argument longer than maxStringLen
+// or holding NUL.
+func badArg(args []string) (int, bool) {
+	for i, a := range args {
+		if len(a) > maxStringLen || strings.ContainsRune(a, 0) {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// checkEnv says what is wrong with an environment, or "".
+func checkEnv(env map[string]string) string {
+	if len(env) > maxEnv {
+		return fmt.Sprintf("%d variables, more than %d", len(env), maxEnv)
+	}
+	for k, v := range env {
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) || len(k)+len(v) > maxStringLen {
+			return fmt.Sprintf("variable %q: names must be non-empty without '=' or NUL, values without NUL", k)
+		}
+	}
+	return ""
 }

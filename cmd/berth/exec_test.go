@@ -12,16 +12,14 @@ import (
 	"github.com/berthhq/berth/winsim"
 )
 
-// realAgent runs an agent on a simulated host, listening on loopback, with
-// one running container "shell", and returns its URL.
-func realAgent(t *testing.T) string {
+// listeningAgent starts a real agent from o, listening on loopback for the
+// CLI and stopped at the end of the test, and returns its URL.
+func listeningAgent(t *testing.T, o agent.Options) string {
 	t.Helper()
-	host := winsim.New()
-	t.Cleanup(func() { host.Close() })
-	a, err := agent.Start(context.Background(), agent.Options{
-		Node: node, Host: "winsim", DataDir: t.TempDir(), Compute: host.Compute(), Listen: "127.0.0.1:0", User: "berth", Password: "pw",
-		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
-	})
+	o.Node, o.Host, o.DataDir, o.Listen, o.User, o.Password = node, "winsim", t.TempDir(), "127.0.0.1:0", "berth", "pw"
+	o.StopTimeout = time.Second
+	o.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	a, err := agent.Start(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +30,16 @@ func realAgent(t *testing.T) string {
 			t.Error(err)
 		}
 	})
-	url := strings.Replace(a.Server.ClientURL(), "nats://", "nats://berth:pw@", 1)
+	return strings.Replace(a.Server.ClientURL(), "nats://", "nats://berth:pw@", 1)
+}
+
+// execAgent runs an agent on a simulated host with a running container
+// "shell" and a created one "idle", and returns its URL.
+func execAgent(t *testing.T) string {
+	t.Helper()
+	host := winsim.New()
+	t.Cleanup(func() { host.Close() })
+	url := listeningAgent(t, agent.Options{Compute: host.Compute()})
 	if code, _, stderr := berth(t, url, "run", "--name", "shell", "nanoserver", "ping", "-t", "localhost"); code != 0 {
 		t.Fatalf("run: %d %s", code, stderr)
 	}
@@ -43,7 +50,7 @@ func realAgent(t *testing.T) string {
 }
 
 func TestCLI_Exec(t *testing.T) {
-	url := realAgent(t)
+	url := execAgent(t)
 	stdin = strings.NewReader("typed\r\n")
 	t.Cleanup(func() { stdin = nil })
 	for _, tc := range []struct {

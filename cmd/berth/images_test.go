@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/rs/zerolog"
 
 	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/imagedriver"
@@ -40,25 +38,13 @@ func imageAgent(t *testing.T) (string, *registrytest.Registry) {
 	t.Cleanup(tr.CloseIdleConnections)
 	host := winsim.New()
 	t.Cleanup(func() { host.Close() })
-	a, err := agent.Start(context.Background(), agent.Options{
-		Node: node, DataDir: t.TempDir(), Listen: "127.0.0.1:0", User: "berth", Password: "pw", Host: "winsim",
-		Compute: host.Compute(), StopTimeout: time.Second,
+	url := listeningAgent(t, agent.Options{
+		Compute: host.Compute(),
 		Images: registry.New(registry.Options{Transport: tr, TempDir: t.TempDir(), Keychain: authn.NewMultiKeychain(),
 			Retry: &remote.Backoff{Duration: time.Millisecond, Factor: 1, Steps: 1}}),
 		Layers: store, Platform: imagedriver.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.20348.2227"},
-		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := a.Stop(ctx); err != nil {
-			t.Error(err)
-		}
-	})
-	return strings.Replace(a.Server.ClientURL(), "nats://", "nats://berth:pw@", 1), reg
+	return url, reg
 }
 
 func testImage(t *testing.T, files ...string) v1.Image {
