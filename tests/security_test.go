@@ -89,8 +89,12 @@ func commandSeen(t *testing.T, client *control.Client, id string) bool {
 // client without credentials or with an unknown key is refused, the
 // read-only operator can query and read events but its commands never
 // reach the inbox or the journal, and the control plane runs commands.
-func TestBusAuthentication(t *testing.T) {
-	ctx := context.Background()
+// startListeningAgent starts an agent whose embedded server listens on
+// loopback for berth's NKey users, made anew (with TLS from tls, if set).
+// It returns the agent, stopped when the test ends, and the directory of
+// the credentials.
+func startListeningAgent(t *testing.T, tls journal.TLSFiles) (*agent.Agent, string) {
+	t.Helper()
 	dir := t.TempDir()
 	authDir := filepath.Join(dir, "auth")
 	creds, err := journal.InitCredentials(authDir, events.NewSubjects("", testNode))
@@ -98,9 +102,15 @@ func TestBusAuthentication(t *testing.T) {
 		t.Fatal(err)
 	}
 	host := winsim.New()
-	defer host.Close()
-	a := startAgent(t, agent.Options{DataDir: dir, Listen: "127.0.0.1:0", Credentials: &creds, Compute: host.Compute()})
-	defer stopAgent(t, a)
+	t.Cleanup(func() { host.Close() })
+	a := startAgent(t, agent.Options{DataDir: dir, Listen: "127.0.0.1:0", Credentials: &creds, Compute: host.Compute(), TLS: tls})
+	t.Cleanup(func() { stopAgent(t, a) })
+	return a, authDir
+}
+
+func TestBusAuthentication(t *testing.T) {
+	ctx := context.Background()
+	a, authDir := startListeningAgent(t, journal.TLSFiles{})
 	url := a.Server.ClientURL()
 	if url == "" {
 		t.Fatal("the agent does not listen")
@@ -201,18 +211,8 @@ func TestBusAuthentication(t *testing.T) {
 // NKey), a client without one does not.
 func TestBusTLS(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	pki := newPKI(t, filepath.Join(dir, "pki"))
-	authDir := filepath.Join(dir, "auth")
-	creds, err := journal.InitCredentials(authDir, events.NewSubjects("", testNode))
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := winsim.New()
-	defer host.Close()
-	a := startAgent(t, agent.Options{DataDir: dir, Listen: "127.0.0.1:0", Credentials: &creds, Compute: host.Compute(),
-		TLS: journal.TLSFiles{CA: pki.ca, Cert: pki.serverCert, Key: pki.serverKey}})
-	defer stopAgent(t, a)
+	pki := newPKI(t, t.TempDir())
+	a, authDir := startListeningAgent(t, journal.TLSFiles{CA: pki.ca, Cert: pki.serverCert, Key: pki.serverKey})
 	url := strings.Replace(a.Server.ClientURL(), "nats://", "tls://", 1)
 
 	tlsOpts, err := journal.TLSFiles{CA: pki.ca, Cert: pki.clientCert, Key: pki.clientKey}.ClientOptions()
