@@ -153,11 +153,13 @@ type ExecFrame struct {
 	Bytes, Frames uint64 // credit
 	Exit          *ExecExit
 	Code          int    // status
+	ErrKind       string // status: the error class's kind, as in a reply
 	Message       string // status
 }
 
 type execStatus struct {
 	Code    int    `json:"code"`
+	Kind    string `json:"kind,omitempty"`
 	Message string `json:"message,omitempty"`
 }
 
@@ -180,7 +182,7 @@ func (f *ExecFrame) Append(b []byte) []byte {
 		j, _ := json.Marshal(f.Exit) // plain fields: cannot fail
 		b = append(b, j...)
 	case FrameStatus:
-		j, _ := json.Marshal(execStatus{Code: f.Code, Message: f.Message})
+		j, _ := json.Marshal(execStatus{Code: f.Code, Kind: f.ErrKind, Message: f.Message})
 		b = append(b, j...)
 	}
 	return b
@@ -258,7 +260,7 @@ func DecodeExecFrame(data []byte) (ExecFrame, error) {
 		if s.Code < 100 || s.Code > 599 {
 			return bad("status: code %d", s.Code)
 		}
-		f.Code, f.Message = s.Code, s.Message
+		f.Code, f.ErrKind, f.Message = s.Code, s.Kind, s.Message
 	default:
 		return bad("unknown kind %q", byte(f.Kind))
 	}
@@ -270,8 +272,8 @@ func StatusFrame(err error) ExecFrame {
 	if err == nil {
 		return ExecFrame{Kind: FrameStatus, Code: CodeOK}
 	}
-	code, _ := CodeOf(err)
-	return ExecFrame{Kind: FrameStatus, Code: code, Message: err.Error()}
+	code, kind := CodeOf(err)
+	return ExecFrame{Kind: FrameStatus, Code: code, ErrKind: kind, Message: err.Error()}
 }
 
 // Err returns the error a status frame reports, or nil for 200, matched
@@ -283,11 +285,13 @@ func (f *ExecFrame) Err() error {
 	if f.Code == CodeOK {
 		return nil
 	}
-	kind := "internal"
-	for _, c := range classes {
-		if c.code == f.Code {
-			kind = c.kind
-			break
+	kind := f.ErrKind
+	if kind == "" { // the first class with the code
+		for _, c := range classes {
+			if c.code == f.Code {
+				kind = c.kind
+				break
+			}
 		}
 	}
 	return &ReplyError{Code: f.Code, Kind: kind, Message: f.Message}

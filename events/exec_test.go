@@ -23,7 +23,8 @@ var execFrames = []events.ExecFrame{
 	{Kind: events.FrameExit, Exit: &events.ExecExit{Exec: "e1", Code: events.ExitCode(3), Reason: events.ReasonExited, Frames: 9}},
 	{Kind: events.FrameExit, Exit: &events.ExecExit{Exec: "e2", Reason: events.ReasonClientLost, Message: "no credit for 10s"}},
 	{Kind: events.FrameStatus, Code: 200},
-	{Kind: events.FrameStatus, Code: 404, Message: "exec x: not found"},
+	{Kind: events.FrameStatus, Code: 404, ErrKind: "not_found", Message: "exec x: not found"},
+	{Kind: events.FrameStatus, Code: 409, ErrKind: "conflict", Message: "exec x was started without stdin"},
 }
 
 func TestExecFrameRoundTrip(t *testing.T) {
@@ -69,7 +70,7 @@ func TestDecodeExecFrameBad(t *testing.T) {
 }
 
 func TestExecStatusErr(t *testing.T) {
-	for _, err := range []error{events.ErrNotFound, events.ErrWrongPhase, events.ErrInvalid, events.ErrUnavailable} {
+	for _, err := range []error{events.ErrNotFound, events.ErrWrongPhase, events.ErrConflict, events.ErrInvalid, events.ErrUnavailable} {
 		f := events.StatusFrame(fmt.Errorf("%w: something", err))
 		back, derr := events.DecodeExecFrame(f.Encode())
 		if derr != nil {

@@ -326,3 +326,69 @@ func TestExecWithSubjectPermissions(t *testing.T) {
 		t.Errorf("the read-only operator ran an exec")
 	}
 }
+
+// TestExecBadFrames sends frames straight to the exec subjects of a running
+// session, as a faulty or hostile client might: each is refused with the
+// class it deserves, and the session goes on.
+func TestExecBadFrames(t *testing.T) {
+	e := newExecEnv(t, agent.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.client.Exec(ctx, execCtr, events.ExecSpec{Command: []string{"ping", "-t", "localhost"}}, control.ExecStreams{Stdout: &out})
+		done <- err
+	}()
+	waitFor(t, "exec output", func() bool { return strings.Contains(out.String(), "Reply from") })
+	c, err := e.client.Inspect(ctx, execCtr)
+	if err != nil || len(c.Execs) != 1 {
+		t.Fatalf("inspect: %v %v", c.Execs, err)
+	}
+	var id string
+	for id = range c.Execs {
+	}
+	nc, err := e.a.Server.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	subj := events.NewSubjects("", testNode)
+	ask := func(execID, ch string, data []byte) error {
+		m, err := nc.Request(subj.Exec(execID, ch), data, 5*time.Second)
+		if err != nil {
+			t.Fatalf("request on %s: %v", ch, err)
+		}
+		f, err := events.DecodeExecFrame(m.Data)
+		if err != nil {
+			t.Fatalf("answer on %s: %v", ch, err)
+		}
+		return f.Err()
+	}
+	data := events.ExecFrame{Kind: events.FrameData, Seq: 1, Data: []byte("x")}
+	for _, tc := range []struct {
+		name, exec, ch string
+		data           []byte
+		want           error
+	}{
+		{"garbage on in", id, events.ExecIn, []byte("\x00garbage"), events.ErrInvalid},
+		{"resize frame on in", id, events.ExecIn, (&events.ExecFrame{Kind: events.FrameResize, Width: 1, Height: 1}).Encode(), events.ErrInvalid},
+		{"stdin to a session without stdin", id, events.ExecIn, data.Encode(), events.ErrConflict},
+		{"resize without a console", id, events.ExecResize, (&events.ExecFrame{Kind: events.FrameResize, Width: 80, Height: 25}).Encode(), events.ErrConflict},
+		{"zero console size", id, events.ExecResize, []byte("r\x00\x00\x00\x00"), events.ErrInvalid},
+		{"exit frame from a client", id, events.ExecCredit, (&events.ExecFrame{Kind: events.FrameExit, Exit: &events.ExecExit{}}).Encode(), events.ErrInvalid},
+		{"stdin to an unknown exec", "no-such-exec", events.ExecIn, data.Encode(), events.ErrNotFound},
+		{"credit to an unknown exec", "no-such-exec", events.ExecCredit, (&events.ExecFrame{Kind: events.FrameCredit, Bytes: 1, Frames: 1}).Encode(), events.ErrNotFound},
+	} {
+		if err := ask(tc.exec, tc.ch, tc.data); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	// The session survived all of it.
+	before := len(out.String())
+	waitFor(t, "more output after the bad frames", func() bool { return len(out.String()) > before })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Exec: %v", err)
+	}
+}
