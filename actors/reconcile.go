@@ -137,7 +137,7 @@ func (n *Node) Reconcile(ctx context.Context) (events.ReconciledData, error) {
 	if err != nil {
 		return events.ReconciledData{}, err
 	}
-	obs, err := n.Observe(ctx, st)
+	obs, err := n.observeRetrying(ctx, st)
 	if err != nil {
 		return events.ReconciledData{}, fmt.Errorf("observing the host: %w", err)
 	}
@@ -173,6 +173,27 @@ func (n *Node) Reconcile(ctx context.Context) (events.ReconciledData, error) {
 	}
 	n.reconciled.Store(true)
 	return d, nil
+}
+
+// observeRetrying observes the host, trying again for a while when the
+// host is unavailable: a host service that is still starting must not make
+// the agent give up.
+func (n *Node) observeRetrying(ctx context.Context, st *events.State) (Observed, error) {
+	wait := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		obs, err := n.Observe(ctx, st)
+		transient := errors.Is(hcsdriver.Class(err), events.ErrUnavailable) || errors.Is(netdriver.Class(err), events.ErrUnavailable)
+		if err == nil || attempt == 6 || !transient {
+			return obs, err
+		}
+		n.cfg.Logger.Warn().Err(err).Int("attempt", attempt).Msg("host not observed; trying again")
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return obs, ctx.Err()
+		}
+		wait *= 2
+	}
 }
 
 // Reconciled reports whether Reconcile has completed.
