@@ -455,6 +455,16 @@ func (e *opEnv) reap(ctx context.Context) opResult {
 
 func (e *opEnv) remove(ctx context.Context) opResult {
 	var r opResult
+	if e.rec.Phase == events.PhaseCreating {
+		// A create whose roll back failed at the agent's start: roll it
+		// back now (the fold allows removing only once it has failed).
+		if err := e.dismantle(ctx, &r); err != nil {
+			return e.finish(ctx, &r, nil, nil, err)
+		}
+		if err := e.record(ctx, &r, e.event(events.ContainerCreateFailed, events.FailureData{Error: "create interrupted; rolled back by remove"})); err != nil {
+			return e.abort(r, err)
+		}
+	}
 	if p := e.rec.Phase; p == events.PhaseRunning || p == events.PhaseStopping {
 		if err := e.intent(ctx, &r, events.ContainerStopping, events.StoppingData{Kill: true}); err != nil {
 			return e.abort(r, err)

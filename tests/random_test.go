@@ -224,7 +224,7 @@ func (s *schedule) down(ctx context.Context) {
 func (s *schedule) up(ctx context.Context) {
 	for {
 		k, after := -1, false
-		if s.rng.IntN(3) == 0 {
+		if s.rng.IntN(5) == 0 {
 			k, after = s.rng.IntN(4), s.rng.IntN(2) == 0
 			s.log = append(s.log, fmt.Sprintf("arm crash at append %d after=%v", k, after))
 		}
@@ -316,7 +316,7 @@ func (s *schedule) run(ctx context.Context) {
 	s.submit(ctx, first)
 	ids := []string{"a", "b", "c"}
 	verbs := []string{events.VerbRun, events.VerbRun, events.VerbCreate, events.VerbStart, events.VerbStop, events.VerbKill, events.VerbRemove}
-	for range 6 {
+	for range 5 {
 		if s.crashed() { // an exit being recorded hit the armed append
 			s.recover(ctx)
 		}
@@ -341,7 +341,7 @@ func (s *schedule) run(ctx context.Context) {
 			c := s.command(verbs[s.rng.IntN(len(verbs))], id)
 			s.log = append(s.log, c.Verb+" "+id)
 			s.cmds = append(s.cmds, c)
-			if s.rng.IntN(4) == 0 { // crash somewhere in this command
+			if s.rng.IntN(5) == 0 { // crash somewhere in this command
 				s.j.mu.Lock()
 				if !s.j.crashed && s.j.left < 0 {
 					s.j.left, s.j.after = s.rng.IntN(4), s.rng.IntN(2) == 0

@@ -57,6 +57,7 @@ type options struct {
 	replicas      int
 	hostOps       int
 	stopTimeout   time.Duration
+	inboxAckWait  time.Duration
 	snapshotEvery int
 	exec          bool
 	maxExecs      int
@@ -108,6 +109,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	f.IntVar(&o.maxContainers, "max-containers", 256, "containers the node may hold; creates beyond are refused (409); 0: no limit")
 	f.IntVar(&o.maxCommand, "max-command-size", events.MaxCommandSize, "largest command message in bytes; larger ones are refused (400); at most the default")
 	f.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "grace period of a stop that names none")
+	f.DurationVar(&o.inboxAckWait, "inbox-ack-wait", 2*time.Minute, "how long a command may go unanswered before the inbox delivers it again (after a crash)")
 	f.IntVar(&o.snapshotEvery, "snapshot-every", 10000, "save a snapshot of the fold every N events")
 	f.BoolVar(&o.exec, "exec", true, "serve exec; false refuses exec commands with 409")
 	f.IntVar(&o.maxExecs, "exec-max-per-container", actors.DefaultMaxExecs, "exec sessions one container may run at once")
@@ -240,7 +242,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	ao := agent.Options{
 		Node: o.node, Prefix: o.prefix, Owner: o.owner, DataDir: o.dataDir,
 		Listen: o.listen, User: o.natsUser, Password: o.natsPassword, NATSURL: o.natsURL, TLS: o.tls, Replicas: o.replicas,
-		Host: h.name, Compute: h.compute, Network: h.network, HostOps: o.hostOps, StopTimeout: o.stopTimeout,
+		Host: h.name, Compute: h.compute, Network: h.network, HostOps: o.hostOps, StopTimeout: o.stopTimeout, InboxAckWait: o.inboxAckWait,
 		Images: registry.New(registry.Options{TempDir: tmp}), Layers: h.layers, Platform: h.platform, ClientEdition: h.client,
 		SnapshotEvery: o.snapshotEvery, ExecOff: !o.exec, MaxExecs: o.maxExecs, ExecIdle: o.execIdle,
 		LogMaxBytes: int64(logMax), LogMaxAge: o.logMaxAge, LogRate: int(logRate), MaxContainers: o.maxContainers, MaxCommandSize: o.maxCommand,
