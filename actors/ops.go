@@ -494,14 +494,21 @@ func (e *opEnv) dismantle(ctx context.Context, r *opResult) error {
 	if err := e.destroy(ctx); err != nil {
 		return err
 	}
+	// What is gone is forgotten, so that dismantling again (a remove after
+	// a roll back) does not record it gone twice.
+	e.sys = nil
 	r.sys, r.closeSys, r.closeProc = nil, true, true
 	if ep := e.rec.Endpoint; ep != nil {
 		if err := e.detach(ctx, r, ep); err != nil {
 			return err
 		}
+		e.rec.Endpoint = nil
 	}
 	if e.rec.Scratch != nil {
-		return e.removeScratch(ctx, r)
+		if err := e.removeScratch(ctx, r); err != nil {
+			return err
+		}
+		e.rec.Scratch = nil
 	}
 	return nil
 }
