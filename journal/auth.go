@@ -44,15 +44,37 @@ const usersFile = "users.json"
 // SeedFile returns the path of role's NKey seed file in the auth directory dir.
 func SeedFile(dir string, role Role) string { return filepath.Join(dir, string(role)+".nk") }
 
-// Permissions returns what role may publish and subscribe to for the node
-// and prefix of subj. Replies and JetStream API answers go to inboxes under
-// "_INBOX.", which every role may subscribe to.
+// InboxPrefix is the inbox prefix of the NKey user whose public key is pub:
+// the control plane and the operator may subscribe to no other inboxes, so
+// that neither reads the other's replies. A client signing in as pub must
+// use it (nats.CustomInboxPrefix), as [NKeyOptions] does.
+func InboxPrefix(pub string) string { return "_INBOX." + pub }
+
+// NKeyOptions returns the nats.go options that sign in as the NKey user
+// whose seed is in file, with that user's inbox prefix.
+func NKeyOptions(file string) ([]nats.Option, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("nkey seed: %w", err)
+	}
+	kp, err := nkeys.FromSeed(bytes.TrimSpace(b))
+	if err != nil {
+		return nil, fmt.Errorf("%w: nkey seed %s: %v", events.ErrInvalid, file, err)
+	}
+	pub, _ := kp.PublicKey()
+	return []nats.Option{nats.Nkey(pub, kp.Sign), nats.CustomInboxPrefix(InboxPrefix(pub))}, nil
+}
+
+// Permissions returns what role, signed in as the NKey user pub, may
+// publish and subscribe to for the node and prefix of subj. Replies and
+// JetStream API answers go to inboxes: the agent's under "_INBOX.", the
+// other roles' under their own [InboxPrefix].
 //
 // The control plane and the operator read the node's event and log streams
 // through the JetStream API (stream info, direct gets, ordered consumers)
 // and ask queries with request/reply on the node's API subjects. Only the
 // control plane (and the agent) may publish to the node's command subjects.
-func Permissions(role Role, subj events.Subjects) (*server.Permissions, error) {
+func Permissions(role Role, subj events.Subjects, pub string) (*server.Permissions, error) {
 	node := subj.Node
 	anyOf := func(kind string) string { return subj.Prefix + "." + kind + "." + node + ".>" }
 	read := []string{anyOf("api"), "$SRV.>", "$JS.API.INFO"}
@@ -67,7 +89,7 @@ func Permissions(role Role, subj events.Subjects) (*server.Permissions, error) {
 			"$JS.API.CONSUMER.DELETE."+s+".>",
 		)
 	}
-	sub := []string{"_INBOX.>", anyOf("evt"), anyOf("log"), anyOf("progress")}
+	sub := []string{InboxPrefix(pub) + ".>", anyOf("evt"), anyOf("log"), anyOf("progress")}
 	allow := func(pub, sub []string) *server.Permissions {
 		return &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: pub},
@@ -131,7 +153,7 @@ func InitCredentials(dir string, subj events.Subjects) (Credentials, error) {
 		if err := os.WriteFile(SeedFile(dir, r), append(seed, '\n'), 0o600); err != nil {
 			return Credentials{}, fmt.Errorf("seed of %s: %w", r, err)
 		}
-		perms, _ := Permissions(r, subj)
+		perms, _ := Permissions(r, subj, pub)
 		users = append(users, user{NKey: pub, Permissions: perms})
 		c.Users[r] = pub
 		if r == RoleAgent {
@@ -196,7 +218,7 @@ func LoadCredentials(dir string) (Credentials, error) {
 func (c Credentials) nkeyUsers(subj events.Subjects) ([]*server.NkeyUser, error) {
 	var us []*server.NkeyUser
 	for _, r := range Roles {
-		perms, err := Permissions(r, subj)
+		perms, err := Permissions(r, subj, c.Users[r])
 		if err != nil {
 			return nil, err
 		}

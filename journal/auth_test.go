@@ -52,7 +52,7 @@ func TestCredentialsRoundTrip(t *testing.T) {
 	}
 	for i, r := range Roles {
 		u := opts.Nkeys[i]
-		want, _ := Permissions(r, subj)
+		want, _ := Permissions(r, subj, made.Users[r])
 		if u.Nkey != made.Users[r] || !slices.Equal(u.Permissions.Publish.Allow, want.Publish.Allow) ||
 			!slices.Equal(u.Permissions.Subscribe.Allow, want.Subscribe.Allow) {
 			t.Errorf("server config user %d: %+v, want %s with %+v", i, u, r, want)
@@ -62,11 +62,11 @@ func TestCredentialsRoundTrip(t *testing.T) {
 
 func TestPermissionsKeepTheOperatorFromCommands(t *testing.T) {
 	subj := events.NewSubjects("", node)
-	op, err := Permissions(RoleOperator, subj)
+	op, err := Permissions(RoleOperator, subj, "UOP")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctl, _ := Permissions(RoleControl, subj)
+	ctl, _ := Permissions(RoleControl, subj, "UCTL")
 	cmd := subj.Command(events.VerbCreate)
 	if !slices.Contains(ctl.Publish.Allow, subj.Commands()) {
 		t.Errorf("control plane may not publish %s: %v", cmd, ctl.Publish.Allow)
@@ -76,7 +76,12 @@ func TestPermissionsKeepTheOperatorFromCommands(t *testing.T) {
 			t.Errorf("operator may publish %s", s)
 		}
 	}
-	if _, err := Permissions("root", subj); !errors.Is(err, events.ErrInvalid) {
+	// Each reads replies on its own inboxes only.
+	if !slices.Contains(op.Subscribe.Allow, "_INBOX.UOP.>") || slices.Contains(op.Subscribe.Allow, "_INBOX.>") ||
+		!slices.Contains(ctl.Subscribe.Allow, "_INBOX.UCTL.>") || slices.Contains(ctl.Subscribe.Allow, "_INBOX.>") {
+		t.Errorf("inboxes: operator %v, control plane %v", op.Subscribe.Allow, ctl.Subscribe.Allow)
+	}
+	if _, err := Permissions("root", subj, "U"); !errors.Is(err, events.ErrInvalid) {
 		t.Errorf("unknown role: %v, want ErrInvalid", err)
 	}
 }

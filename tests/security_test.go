@@ -57,16 +57,26 @@ func (a *asyncErrors) find(substr string) bool {
 // connectAs connects to url signing in with the seed file of role in dir.
 func connectAs(t *testing.T, url, dir string, role journal.Role, opts ...nats.Option) *nats.Conn {
 	t.Helper()
-	sign, err := nats.NkeyOptionFromSeed(journal.SeedFile(dir, role))
+	sign, err := journal.NKeyOptions(journal.SeedFile(dir, role))
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(url, append([]nats.Option{sign}, opts...)...)
+	nc, err := nats.Connect(url, append(sign, opts...)...)
 	if err != nil {
 		t.Fatalf("connect as %s: %v", role, err)
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// creds returns the public keys of the credentials in dir.
+func creds(t *testing.T, dir string) map[journal.Role]string {
+	t.Helper()
+	c, err := journal.LoadCredentials(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Users
 }
 
 // commandSeen reports whether any event in the journal was caused by the
@@ -200,6 +210,17 @@ func TestBusAuthentication(t *testing.T) {
 		return opErrs.find(`Permissions Violation for Publish to "` + a.Subjects.Event(events.KindContainer, "web"))
 	})
 
+	// Nor read the control plane's replies: its inboxes are its own.
+	ctlInbox := journal.InboxPrefix(creds(t, authDir)[journal.RoleControl]) + ".>"
+	for _, subj := range []string{"_INBOX.>", ctlInbox} {
+		if _, err := op.SubscribeSync(subj); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the subscription violation on "+subj, func() bool {
+			return opErrs.find(`Permissions Violation for Subscription to "` + subj + `"`)
+		})
+	}
+
 	// The control plane's kill goes through.
 	if r, err := control1.Kill(ctx, "web"); err != nil || r.Phase != events.PhaseExited {
 		t.Fatalf("control plane kill: %+v %v", r, err)
@@ -236,11 +257,11 @@ func TestBusTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sign, err := nats.NkeyOptionFromSeed(journal.SeedFile(authDir, journal.RoleOperator))
+	sign, err := journal.NKeyOptions(journal.SeedFile(authDir, journal.RoleOperator))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nc, err := nats.Connect(url, append(caOnly, sign, nats.Timeout(3*time.Second))...); err == nil {
+	if nc, err := nats.Connect(url, append(append(caOnly, sign...), nats.Timeout(3*time.Second))...); err == nil {
 		nc.Close()
 		t.Fatal("connected without a client certificate")
 	}

@@ -191,11 +191,11 @@ func (c *cli) connect() (*control.Client, error) {
 		opts = append(opts, nats.UserCredentials(c.creds))
 	}
 	if c.nkey != "" {
-		sign, err := nats.NkeyOptionFromSeed(c.nkey)
+		sign, err := journal.NKeyOptions(c.nkey)
 		if err != nil {
 			return nil, usageError(fmt.Errorf("invalid argument %q for --nkey: %w", c.nkey, err))
 		}
-		opts = append(opts, sign)
+		opts = append(opts, sign...)
 	}
 	tlsOpts, err := c.tls.ClientOptions()
 	if err != nil {

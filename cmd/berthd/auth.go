@@ -59,8 +59,10 @@ permissions for an external NATS server.
   operator  read-only: queries, events and logs; the server refuses its commands
 
 The embedded server's listener (--listen) accepts only these users. Hand control.nk to the control plane and
-operator.nk to operators (berth --nkey FILE, or BERTH_NKEY); they need not stay on the node. Existing
-credentials are never overwritten: remove the directory to make new ones.`,
+operator.nk to operators (berth --nkey FILE, or BERTH_NKEY); they need not stay on the node. The control plane
+and the operator receive replies only on inboxes under _INBOX.<their public key>: other NATS clients must use
+that inbox prefix (nats --inbox-prefix). Existing credentials are never overwritten: remove the directory to
+make new ones.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applySettings(cmd.Flags(), os.LookupEnv); err != nil {

@@ -57,11 +57,11 @@ func benchAuth(ctx context.Context, short bool) (rows []Row, err error) {
 		return nil, err
 	}
 	defer inproc.Close()
-	sign, err := nats.NkeyOptionFromSeed(journal.SeedFile(authDir, journal.RoleControl))
+	sign, err := journal.NKeyOptions(journal.SeedFile(authDir, journal.RoleControl))
 	if err != nil {
 		return nil, err
 	}
-	tcp, err := nats.Connect(a.Server.ClientURL(), sign)
+	tcp, err := nats.Connect(a.Server.ClientURL(), sign...)
 	if err != nil {
 		return nil, err
 	}
