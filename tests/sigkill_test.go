@@ -165,11 +165,11 @@ func dial(t *testing.T, dir, addr string) (*control.Client, *nats.Conn) {
 		err error
 	)
 	waitFor(t, "berthd to listen", func() bool {
-		var opt nats.Option
-		if opt, err = nats.NkeyOptionFromSeed(journal.SeedFile(filepath.Join(dir, "auth"), journal.RoleControl)); err != nil {
+		var opts []nats.Option
+		if opts, err = journal.NKeyOptions(journal.SeedFile(filepath.Join(dir, "auth"), journal.RoleControl)); err != nil {
 			return false
 		}
-		nc, err = nats.Connect("nats://"+addr, opt)
+		nc, err = nats.Connect("nats://"+addr, opts...)
 		return err == nil
 	})
 	client, err := control.NewClient(nc, testNode, control.WithTimeout(20*time.Second))
