@@ -41,7 +41,9 @@ func logMsgs(t *testing.T, s *Server) []jetstream.RawStreamMsg {
 
 func TestLogWriter_LinesChunksTimes(t *testing.T) {
 	s := startServer(t, "")
-	j := open(t, s, Config{})
+	// No drops on a slow disk: this test is about lines and chunks, not the
+	// stall policy (TestLogWriter_BoundedPending).
+	j := open(t, s, Config{LogStallWait: time.Minute})
 	long := bytes.Repeat([]byte("0123456789abcdef"), (10<<20)/16+1) // 10 MiB + 16 bytes
 	in := "first\r\n\n" + string(long) + "\n" + "last without end"
 	before := time.Now()
@@ -95,7 +97,7 @@ func TestLogWriter_LinesChunksTimes(t *testing.T) {
 // stdout and stderr keep the order in which they were read.
 func TestLogWriter_Order(t *testing.T) {
 	s := startServer(t, "")
-	j := open(t, s, Config{})
+	j := open(t, s, Config{LogStallWait: time.Minute} // no drops on a slow disk)
 	var in strings.Builder
 	for i := range 1000 {
 		in.WriteString(strconv.Itoa(i) + "\n")
