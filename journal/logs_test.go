@@ -97,7 +97,7 @@ func TestLogWriter_LinesChunksTimes(t *testing.T) {
 // stdout and stderr keep the order in which they were read.
 func TestLogWriter_Order(t *testing.T) {
 	s := startServer(t, "")
-	j := open(t, s, Config{LogStallWait: time.Minute} // no drops on a slow disk)
+	j := open(t, s, Config{LogStallWait: time.Minute}) // no drops on a slow disk
 	var in strings.Builder
 	for i := range 1000 {
 		in.WriteString(strconv.Itoa(i) + "\n")
