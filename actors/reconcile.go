@@ -164,9 +164,16 @@ func (n *Node) Reconcile(ctx context.Context) (events.ReconciledData, error) {
 		}
 		_ = g.Wait()
 	}
-	d := events.ReconciledData{Summary: map[string]int{}, Actions: results, Took: events.Duration(time.Since(start))}
+	d := events.ReconciledData{Summary: map[string]int{}, Took: events.Duration(time.Since(start))}
 	for _, r := range results {
 		d.Summary[string(r.Kind)+"/"+r.Outcome]++
+		switch {
+		case r.Kind == events.ActionAdopt && r.Outcome == events.OutcomeOK:
+		case len(d.Actions) < events.MaxReconciledActions:
+			d.Actions = append(d.Actions, r)
+		default:
+			d.Omitted++
+		}
 	}
 	if _, err := n.cfg.Journal.Append(ctx, events.NewEvent(n.cfg.Node, events.NodeReconciled, n.cfg.Node, "", d)); err != nil {
 		return d, fmt.Errorf("recording the reconciliation: %w", err)

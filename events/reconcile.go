@@ -89,10 +89,18 @@ type ReapedData struct {
 }
 
 // ReconciledData is the payload of node.reconciled: what reconciliation did
-// after the agent's start, action by action.
+// after the agent's start.
 type ReconciledData struct {
 	// Summary counts the actions by "<kind>/<outcome>".
 	Summary map[string]int `json:"summary"`
+	// Actions are the actions other than successful adoptions, in plan
+	// order, at most MaxReconciledActions of them (the container's own
+	// events record each one anyway); Omitted counts those left out.
 	Actions []ActionResult `json:"actions,omitempty"`
+	Omitted int            `json:"omitted,omitempty"`
 	Took    Duration       `json:"took"`
 }
+
+// MaxReconciledActions bounds ReconciledData.Actions, so that the event
+// stays small on a node with many containers.
+const MaxReconciledActions = 500
