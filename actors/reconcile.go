@@ -41,7 +41,9 @@ func (n *Node) Observe(ctx context.Context, st *events.State) (Observed, error) 
 	for _, info := range infos {
 		c := st.Containers[info.ID]
 		if c == nil || c.Pid == 0 || info.Stopped || (c.Phase != events.PhaseRunning && c.Phase != events.PhaseStopping) {
+			mu.Lock() // the goroutines started above write to the map too
 			obs.Systems[info.ID] = ObservedSystem{Info: info}
+			mu.Unlock()
 			continue
 		}
 		g.Go(func() error {
