@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -90,6 +91,7 @@ func (a *nodeActor) Receive(ctx actor.Context) {
 		var rec *events.Container
 		if c, ok := a.st.Containers[m.id]; ok {
 			cp := *c
+			cp.Execs = maps.Clone(c.Execs) // the fold goes on changing its own
 			rec = &cp
 		}
 		ctx.Respond(&recordRes{rec: rec})
