@@ -116,7 +116,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	f.DurationVar(&o.execIdle, "exec-idle-timeout", control.DefaultExecIdle, "kill an exec whose client sends nothing (no credit, no heartbeat) for this long")
 	f.StringVar(&o.logMaxBytes, "log-max-bytes", "1Gi", "size limit of the node's log stream (container output); the oldest lines go first")
 	f.DurationVar(&o.logMaxAge, "log-max-age", journal.DefaultLogMaxAge, "age limit of the node's log stream")
-	f.StringVar(&o.logRate, "log-rate", "1Mi", "output a container may log per second (stdout and stderr together; bursts up to the same); beyond it lines are dropped and one marker line says how much; 0: no limit")
+	f.StringVar(&o.logRate, "log-rate", "16Mi", "output a container may log per second (stdout and stderr together; bursts up to the same, so a 10 MiB line passes whole at the default); beyond it lines are dropped and one marker line says how much; 0: no limit")
 	f.StringVar(&o.logFormat, "log-format", "json", "json, or console for people")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.AddCommand(&cobra.Command{
