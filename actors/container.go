@@ -176,7 +176,7 @@ func (c *containerActor) pump(ctx actor.Context) {
 func (c *containerActor) env(cmd events.Command) *opEnv {
 	e := &opEnv{n: c.n, id: c.id, cmd: cmd, sys: c.sys, proc: c.proc, initCode: c.initCode}
 	if c.rec != nil {
-		e.rec = *c.rec
+		e.rec = *c.rec.Clone() // the operation's goroutine reads it while the actor applies events
 	}
 	return e
 }

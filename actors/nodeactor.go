@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -57,8 +56,7 @@ func (a *nodeActor) Receive(ctx actor.Context) {
 		m.reply <- result[*events.State]{v: a.st.Clone()}
 	case *inspectReq:
 		if c, ok := a.st.Containers[m.id]; ok {
-			cp := *c
-			m.reply <- result[events.Container]{v: cp}
+			m.reply <- result[events.Container]{v: *c.Clone()}
 		} else {
 			m.reply <- result[events.Container]{err: notFound(m.id)}
 		}
@@ -90,9 +88,7 @@ func (a *nodeActor) Receive(ctx actor.Context) {
 	case *recordReq:
 		var rec *events.Container
 		if c, ok := a.st.Containers[m.id]; ok {
-			cp := *c
-			cp.Execs = maps.Clone(c.Execs) // the fold goes on changing its own
-			rec = &cp
+			rec = c.Clone()
 		}
 		ctx.Respond(&recordRes{rec: rec})
 	case *retired:

@@ -394,6 +394,10 @@ func (s *State) Clone() *State {
 	return n
 }
 
+// Clone returns a deep copy of c, which shares nothing with c: a record
+// handed to another goroutine while the fold goes on changing c.
+func (c *Container) Clone() *Container { return c.clone() }
+
 func (c *Container) clone() *Container {
 	cc := *c
 	cc.Spec = c.Spec.clone()
