@@ -145,14 +145,14 @@ func (s *Server) refuse(m message, cmd events.Command, err error, start time.Tim
 	}
 	r := events.NewReply(id, nil, err)
 	s.log.Warn().Str("command", id).Str("verb", m.Verb).Int("code", r.Error.Code).Str("error", r.Error.Message).Msg("command refused")
-	if checkReplySubject(s.subj.Prefix, m.ReplyTo) == nil {
-		s.publishReply(m.ReplyTo, r)
-	}
 	verb := m.Verb
 	if !slices.Contains(events.Verbs, verb) {
 		verb = "unknown" // the subject is the sender's: keep label values bounded
 	}
 	s.observe(verb, r, start)
+	if checkReplySubject(s.subj.Prefix, m.ReplyTo) == nil {
+		s.publishReply(m.ReplyTo, r)
+	}
 	if tErr := m.Term(r.Error.Message); tErr != nil {
 		s.log.Error().Err(tErr).Str("command", id).Msg("command term")
 	}
@@ -176,9 +176,10 @@ func (s *Server) await(m message, cmd events.Command, ch <-chan events.Reply, st
 			if r.Command == "" {
 				r.Command = cmd.ID
 			}
-			s.publishReply(m.ReplyTo, r)
-			s.observe(cmd.Verb, r, start)
+			// Log and count before replying: whoever has the reply finds both.
 			logDone(log, cmd, r, start)
+			s.observe(cmd.Verb, r, start)
+			s.publishReply(m.ReplyTo, r)
 			if err := m.Ack(); err != nil {
 				log.Error().Err(err).Msg("command ack")
 			}

@@ -136,3 +136,64 @@ func TestIntake_LogsCommandsWithTheSeedsSpanNames(t *testing.T) {
 		t.Errorf("no command line for %v", want)
 	}
 }
+
+// gateObserver reports each call on entered, then holds it until release
+// yields.
+type gateObserver struct{ entered, release chan struct{} }
+
+func (o gateObserver) ObserveCommand(string, int, time.Duration) {
+	o.entered <- struct{}{}
+	<-o.release
+}
+
+// TestObserverIsToldBeforeTheReply checks, for a command the agent answers
+// and for one the intake refuses, that the command's log line is written
+// before the observer is told, and that no reply is published while it is
+// being told: a client holding a reply finds the command counted and
+// logged (a scrape or a log read right after a reply used to miss it).
+func TestObserverIsToldBeforeTheReply(t *testing.T) {
+	obs := gateObserver{entered: make(chan struct{}), release: make(chan struct{})}
+	var buf syncBuffer
+	h := newHarness(t, hconfig{observer: obs, logTo: &buf})
+	t.Cleanup(func() { close(obs.release) }) // runs before the harness stops
+	inbox, sub := h.replies()
+
+	create := events.Command{ID: events.NewID(), Verb: events.VerbCreate, Container: "web-1", Spec: spec("img")}
+	unknown := events.NewID()
+	for _, tt := range []struct {
+		name, verb, id string
+		data           []byte
+	}{
+		{"answered", create.Verb, create.ID, encode(t, create)},
+		{"refused", "explode", unknown, []byte(`{"id":"` + unknown + `","container":"web-1"}`)},
+	} {
+		h.publish(tt.verb, tt.id, inbox, tt.data)
+		select {
+		case <-obs.entered:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the observer was not told", tt.name)
+		}
+		// A reply published before now has reached the server (agent's
+		// flush) and then the client's subscription (client's flush).
+		if err := h.nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.cnc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		logged := false
+		for _, l := range buf.lines() {
+			logged = logged || l["command"] == tt.id
+		}
+		if !logged {
+			t.Errorf("%s: no log line for the command when the observer is told", tt.name)
+		}
+		if n, _, err := sub.Pending(); err != nil || n != 0 {
+			t.Errorf("%s: %d replies pending (%v) while the observer is being told, want 0", tt.name, n, err)
+		}
+		obs.release <- struct{}{}
+		if r, err := events.DecodeReply(h.next(sub).Data); err != nil || r.Command != tt.id {
+			t.Errorf("%s: reply %+v (%v), want the reply to %s", tt.name, r, err, tt.id)
+		}
+	}
+}

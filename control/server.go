@@ -60,7 +60,8 @@ type Options struct {
 	MaxCommandSize int
 }
 
-// Observer is told of each command's outcome when its reply is published.
+// Observer is told of each command's outcome just before its reply is
+// published, so a client holding a reply finds the command counted.
 type Observer interface {
 	// ObserveCommand reports that a command of verb was answered with code
 	// (events.CodeOK for success, else the reply's error code), took after
