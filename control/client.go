@@ -177,14 +177,31 @@ func (c *Client) ConfigureNetwork(ctx context.Context, cfg events.NetworkConfig)
 	return send[events.NetworkConfiguredData](ctx, c, events.Command{Verb: events.VerbNetworkConfigure, Network: &cfg})
 }
 
+// CreateOption sets an optional part of a create or run command.
+type CreateOption func(*events.Command)
+
+// WithRegistryAuth sends auth, credentials for the registry of the spec's
+// image, with the command; the agent uses them for that command's pull only.
+// A nil auth sends none.
+func WithRegistryAuth(auth *events.RegistryAuth) CreateOption {
+	return func(cmd *events.Command) { cmd.Auth = auth }
+}
+
 // Create creates container from spec.
-func (c *Client) Create(ctx context.Context, container string, spec events.ContainerSpec) (events.ContainerResult, error) {
-	return c.do(ctx, events.Command{Verb: events.VerbCreate, Container: container, Spec: &spec})
+func (c *Client) Create(ctx context.Context, container string, spec events.ContainerSpec, opts ...CreateOption) (events.ContainerResult, error) {
+	return c.do(ctx, withOptions(events.Command{Verb: events.VerbCreate, Container: container, Spec: &spec}, opts))
 }
 
 // Run creates container from spec and starts it.
-func (c *Client) Run(ctx context.Context, container string, spec events.ContainerSpec) (events.ContainerResult, error) {
-	return c.do(ctx, events.Command{Verb: events.VerbRun, Container: container, Spec: &spec})
+func (c *Client) Run(ctx context.Context, container string, spec events.ContainerSpec, opts ...CreateOption) (events.ContainerResult, error) {
+	return c.do(ctx, withOptions(events.Command{Verb: events.VerbRun, Container: container, Spec: &spec}, opts))
+}
+
+func withOptions(cmd events.Command, opts []CreateOption) events.Command {
+	for _, o := range opts {
+		o(&cmd)
+	}
+	return cmd
 }
 
 // Start starts a created container.

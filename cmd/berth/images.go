@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 	"golang.org/x/term"
@@ -18,7 +19,8 @@ import (
 )
 
 func (c *cli) pullCmd() *cobra.Command {
-	var policy, user string
+	var policy string
+	var creds registryCreds
 	cmd := &cobra.Command{
 		Use:   "pull [--policy always|newer|if_not_present] [--username USER] IMAGE",
 		Short: "Pull an image onto the node",
@@ -27,25 +29,22 @@ func (c *cli) pullCmd() *cobra.Command {
 then the result. Progress comes from berth.progress.<node>.img.<ref>, where ref
 is the normalized reference with '.' written %2E (events.RefToken).
 
-For a registry that needs credentials beyond the node's Docker config, give
---username and put the password in BERTH_REGISTRY_PASSWORD: it goes to the
-agent with this command only and is never logged nor recorded.`,
+` + credsHelp,
 		Example: `  berth pull mcr.microsoft.com/windows/nanoserver:ltsc2022
-  BERTH_REGISTRY_PASSWORD=... berth pull --username bob registry.example.com/app:1`,
+  ` + passwordEnv + `=... berth pull --username bob registry.example.com/app:1`,
 		Args: args(1, 1, "an IMAGE"),
 	}
 	cmd.Flags().StringVar(&policy, "policy", events.PullAlways, "always: ask the registry; newer: fetch when its digest differs; if_not_present: only when the node lacks it")
-	cmd.Flags().StringVarP(&user, "username", "u", "", "registry user name (password from BERTH_REGISTRY_PASSWORD)")
+	creds.register(cmd.Flags(), "u")
 	cmd.RunE = runE(func(cmd *cobra.Command, a []string) error {
 		ref := a[0]
 		r, err := name.ParseReference(ref)
 		if err != nil {
 			return usageError(fmt.Errorf("IMAGE %q: %v", ref, err))
 		}
-		var auth *events.RegistryAuth
-		if user != "" {
-			pw, _ := c.lookup("BERTH_REGISTRY_PASSWORD")
-			auth = &events.RegistryAuth{Username: user, Password: pw}
+		auth, err := creds.auth(c.lookup)
+		if err != nil {
+			return err
 		}
 		cl, err := c.connect()
 		if err != nil {
@@ -73,6 +72,37 @@ agent with this command only and is never logged nor recorded.`,
 		return nil
 	})
 	return cmd
+}
+
+// passwordEnv holds the registry password that goes with --username.
+const passwordEnv = "BERTH_REGISTRY_PASSWORD"
+
+// credsHelp explains --username in the help of the verbs that may pull.
+const credsHelp = `For a registry that needs credentials beyond the node's Docker config, give
+--username and put the password in ` + passwordEnv + `: it goes to the
+agent with this command only and is never logged nor recorded.`
+
+// registryCreds is the --username flag of the verbs that may pull (pull,
+// run, create); the password comes from passwordEnv.
+type registryCreds struct{ user string }
+
+// register adds --username, with the shorthand short unless it is "".
+func (r *registryCreds) register(fs *pflag.FlagSet, short string) {
+	fs.StringVarP(&r.user, "username", short, "", "registry user name (password from "+passwordEnv+")")
+}
+
+// auth returns the credentials to send with the command: none without
+// --username, else the user and the password read with lookup. A user
+// without a password is a usage error naming passwordEnv.
+func (r *registryCreds) auth(lookup func(string) (string, bool)) (*events.RegistryAuth, error) {
+	if r.user == "" {
+		return nil, nil
+	}
+	pw, _ := lookup(passwordEnv)
+	if pw == "" {
+		return nil, usageError(fmt.Errorf("--username %s: %s is not set; it holds the registry password", r.user, passwordEnv))
+	}
+	return &events.RegistryAuth{Username: r.user, Password: pw}, nil
 }
 
 // progressView shows a pull's progress messages: JSON lines with -o json,

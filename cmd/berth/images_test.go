@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"path/filepath"
@@ -150,4 +152,57 @@ func TestCLI_Images(t *testing.T) {
 	fails(exitUsage, "--input", "load")
 	fails(exitFailure, "not found", "load", "-i", filepath.Join(t.TempDir(), "none.tar"))
 	fails(exitFailure, "not on the node", "tag", "nothing:1", "x:1")
+}
+
+// TestCLI_RunWithCredentials runs and creates containers from an image in
+// a registry that needs basic auth, with --username and the password in
+// BERTH_REGISTRY_PASSWORD, as berth pull takes them.
+func TestCLI_RunWithCredentials(t *testing.T) {
+	url, reg := imageAgent(t)
+	reg.RequireAuth("bob", "s3cret-pw")
+	ref, err := reg.Push("private:1", testImage(t, "private.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// berthPW runs the CLI as berth does, with password pw (none if "").
+	berthPW := func(pw string, args ...string) (int, string, string) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		env := map[string]string{"BERTH_NATS_URL": url, "BERTH_NODE": node}
+		if pw != "" {
+			env[passwordEnv] = pw
+		}
+		code := run(context.Background(), args, &stdout, &stderr, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		if strings.Contains(stdout.String()+stderr.String(), "s3cret-pw") {
+			t.Errorf("berth %v printed the password", args)
+		}
+		return code, stdout.String(), stderr.String()
+	}
+	for _, tt := range []struct {
+		pw       string
+		args     []string
+		wantCode int
+		want     string // in stdout if wantCode is 0, else in stderr
+	}{
+		{"", []string{"run", "--name", "anon", ref}, exitFailure, "unauthorized"},
+		{"", []string{"run", "--name", "nopw", "--username", "bob", ref}, exitUsage, "--username bob: " + passwordEnv + " is not set"},
+		{"wrong", []string{"create", "--name", "wrong", "--username", "bob", ref}, exitFailure, "unauthorized"},
+		{"s3cret-pw", []string{"create", "--name", "c1", "--username", "bob", ref}, 0, "c1"},
+		{"s3cret-pw", []string{"run", "--name", "r1", "--pull", "always", "--username", "bob", ref}, 0, "r1"},
+		{"s3cret-pw", []string{"pull", "-u", "bob", ref}, 0, "Pulled " + ref},
+		{"", []string{"pull", "-u", "bob", ref}, exitUsage, passwordEnv},
+	} {
+		code, out, errOut := berthPW(tt.pw, tt.args...)
+		got := out
+		if tt.wantCode != 0 {
+			got = errOut
+		}
+		if code != tt.wantCode || !strings.Contains(got, tt.want) {
+			t.Errorf("berth %v (password %q): exit %d, stdout %q, stderr %q; want exit %d with %q", tt.args, tt.pw, code, out, errOut, tt.wantCode, tt.want)
+		}
+	}
+	code, out, errOut := berth(t, url, "ps", "-a")
+	if code != 0 || !strings.Contains(out, "c1") || !strings.Contains(out, "r1") || strings.Contains(out, "anon") || strings.Contains(out, "wrong") {
+		t.Errorf("ps -a: exit %d, %q %q; want c1 and r1 only", code, out, errOut)
+	}
 }

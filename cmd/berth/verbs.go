@@ -16,22 +16,33 @@ import (
 // runCmd builds run (create, then start) or create.
 func (c *cli) runCmd(verb string) *cobra.Command {
 	var f specFlags
+	var creds registryCreds
+	short := "Create a container"
+	if verb == events.VerbRun {
+		short = "Create a container and start it"
+	}
 	cmd := &cobra.Command{
 		Use:   verb + " [flags] IMAGE [COMMAND [ARG...]]",
-		Short: "Create a container",
+		Short: short,
+		Long:  short + ", pulling its image first unless the node has it (see --pull).\n\n" + credsHelp,
 		Args:  args(1, -1, "an IMAGE"),
 		Example: `  berth ` + verb + ` --name web-rep-1 --cpus 1.5 --memory 512Mi -e MODE=prod \
     --isolation process -p 8080:80 -v 'D:\data:C:\data:ro' \
-    mcr.microsoft.com/windows/nanoserver:ltsc2022 cmd /c "echo hi"`,
+    mcr.microsoft.com/windows/nanoserver:ltsc2022 cmd /c "echo hi"
+  ` + passwordEnv + `=... berth ` + verb + ` --username bob registry.example.com/app:1`,
 	}
 	if verb == events.VerbRun {
-		cmd.Short = "Create a container and start it"
 		cmd.Flags().BoolVarP(&f.detach, "detach", "d", true, "accepted for docker compatibility: berth always runs containers detached")
 	}
 	cmd.Flags().SetInterspersed(false) // flags after IMAGE belong to the container's command
 	f.register(cmd.Flags())
+	creds.register(cmd.Flags(), "") // -u is --user
 	cmd.RunE = runE(func(cmd *cobra.Command, a []string) error {
 		id, spec, err := f.spec(a, c.lookup)
+		if err != nil {
+			return err
+		}
+		auth, err := creds.auth(c.lookup)
 		if err != nil {
 			return err
 		}
@@ -43,7 +54,7 @@ func (c *cli) runCmd(verb string) *cobra.Command {
 		if verb == events.VerbRun {
 			do = cl.Run
 		}
-		res, err := do(cmd.Context(), id, spec)
+		res, err := do(cmd.Context(), id, spec, control.WithRegistryAuth(auth))
 		if err != nil {
 			return err
 		}
