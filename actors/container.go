@@ -45,7 +45,7 @@ type containerActor struct {
 func newContainer(n *Node, id string) actor.Actor { return &containerActor{n: n, id: id} }
 
 // receiveHook, when set by a test, runs before each message a container
-// actor, or the network actor (container ""), handles.
+// actor, or the network or image actor (container ""), handles.
 var receiveHook atomic.Pointer[func(container string, msg any)]
 
 func (c *containerActor) Receive(ctx actor.Context) {

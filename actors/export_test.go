@@ -19,9 +19,9 @@ func LeaseAddress(ctx context.Context, n *Node, container string) (netip.Addr, e
 func ReleaseAddress(n *Node, container string) { n.release(container) }
 
 // SetReceiveHook installs f to run at the start of every container actor
-// Receive, and of the network actor's with container "" (nil removes it), so
-// that tests can make an actor panic while it handles a given message, or
-// see messages arrive.
+// Receive, and of the network and image actors' with container "" (nil
+// removes it), so that tests can make an actor panic while it handles a
+// given message, or see messages arrive.
 func SetReceiveHook(f func(container string, msg any)) {
 	if f == nil {
 		receiveHook.Store(nil)
@@ -43,6 +43,24 @@ func LeaseFor(msg any) (string, bool) {
 func CommandOf(msg any) (string, bool) {
 	if m, ok := msg.(*cmdMsg); ok {
 		return m.cmd.ID, true
+	}
+	return "", false
+}
+
+// EnsureFor returns the image reference an image actor message asks for on
+// behalf of a create, if it is such a request.
+func EnsureFor(msg any) (string, bool) {
+	if m, ok := msg.(*ensureReq); ok {
+		return m.ref, true
+	}
+	return "", false
+}
+
+// PullDoneFor returns the reference of a finished pull an image actor
+// message reports, if it is such a report.
+func PullDoneFor(msg any) (string, bool) {
+	if m, ok := msg.(*pullDone); ok {
+		return m.key, true
 	}
 	return "", false
 }

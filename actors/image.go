@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -52,18 +53,24 @@ type imageActor struct {
 
 // imageState is the image actor's state. It lives in the Node, so that an
 // actor rebuilt after a panic continues with it (the pulls in flight report
-// to the rebuilt actor).
+// to the rebuilt actor, and answerOrphans answers what the panic dropped).
 type imageState struct {
-	pulls   map[string]*pullJob // by normalized reference (the raw one when it does not parse)
-	leases  map[string]int      // image id -> creates holding it
-	busy    bool                // an exclusive operation runs
-	pending []any               // ensureReq and cmdMsg waiting for it to end
+	pulls   map[string]*pullJob     // by normalized reference (the raw one when it does not parse)
+	leases  map[string]int          // image id -> creates holding it
+	busy    bool                    // an exclusive operation runs
+	pending []any                   // ensureReq and cmdMsg waiting for it to end
+	asking  map[*ensureReq]struct{} // every ensure received and not answered yet
+}
+
+func newImageState() *imageState {
+	return &imageState{pulls: map[string]*pullJob{}, leases: map[string]int{}, asking: map[*ensureReq]struct{}{}}
 }
 
 // pullJob is one pull in flight and who waits for it.
 type pullJob struct {
 	ensures  []*ensureReq
 	commands []events.Command
+	finished atomic.Bool // the pull is over and its pullDone sent
 }
 
 // Messages to the image actor.
@@ -123,7 +130,15 @@ func (v imageView) byRef(ref, normalized string) (*events.Image, error) {
 func (n *Node) imagesOn() bool { return n.cfg.Images != nil && n.cfg.Layers != nil }
 
 func (a *imageActor) Receive(ctx actor.Context) {
+	if m, ok := ctx.Message().(*ensureReq); ok {
+		a.asking[m] = struct{}{} // first, so that a panic cannot lose it
+	}
+	if hook := receiveHook.Load(); hook != nil {
+		(*hook)("", ctx.Message())
+	}
 	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.answerOrphans(ctx)
 	case *ensureReq:
 		a.ensure(ctx, m)
 	case *cmdMsg:
@@ -199,6 +214,7 @@ func (a *imageActor) startPull(ctx actor.Context, ref, policy string, auth *even
 	n, self := a.n, ctx.Self()
 	n.goOwned(func() {
 		img, pulled, err := n.pull(n.ctx, ref, policy, auth)
+		job.finished.Store(true)
 		n.sys.Root.Send(self, &pullDone{key: key, img: img, pulled: pulled, err: err})
 	})
 }
@@ -213,7 +229,7 @@ func (a *imageActor) pullDone(ctx actor.Context, m *pullDone) {
 		if m.err == nil {
 			a.leases[m.img.ID]++
 		}
-		w.reply <- result[events.Image]{v: m.img, err: m.err}
+		a.reply(w, result[events.Image]{v: m.img, err: m.err})
 	}
 	if len(job.commands) > 0 {
 		n, cmds := a.n, job.commands
@@ -234,6 +250,59 @@ func (a *imageActor) pullDone(ctx actor.Context, m *pullDone) {
 		})
 	}
 	a.drain(ctx)
+}
+
+// reply gives the ensure w its one answer.
+func (a *imageActor) reply(w *ensureReq, r result[events.Image]) {
+	delete(a.asking, w)
+	w.reply <- r
+}
+
+// answerOrphans runs as the actor starts, which after the first start
+// means that a panic rebuilt it. The panic may have cut a Receive short and
+// dropped what it held: the ensure it handled, a finished pull with its
+// waiters, requests being drained. Every ensure the state no longer holds,
+// and every waiter of a pull whose outcome may be lost, gets a 503 naming
+// its image, so that no create waits until the agent stops; waiters of
+// pulls still running keep waiting for them.
+func (a *imageActor) answerOrphans(ctx actor.Context) {
+	for key, job := range a.pulls {
+		if !job.finished.Load() {
+			continue
+		}
+		delete(a.pulls, key) // a pullDone still queued finds no job
+		for _, w := range job.ensures {
+			a.reply(w, result[events.Image]{err: interrupted(w.ref)})
+		}
+		for _, cmd := range job.commands {
+			ctx.Send(ctx.Parent(), &answer{id: cmd.ID, reply: events.NewReply(cmd.ID, nil, interrupted(cmd.Image.Ref))})
+		}
+	}
+	held := map[*ensureReq]bool{}
+	for _, job := range a.pulls {
+		for _, w := range job.ensures {
+			held[w] = true
+		}
+	}
+	for _, p := range a.pending {
+		if w, ok := p.(*ensureReq); ok {
+			held[w] = true
+		}
+	}
+	for w := range a.asking {
+		if !held[w] {
+			a.reply(w, result[events.Image]{err: interrupted(w.ref)})
+		}
+	}
+	if !a.busy {
+		a.drain(ctx)
+	}
+}
+
+// interrupted is the error of a request for the image ref that a panic of
+// the image actor cut short.
+func interrupted(ref string) error {
+	return fmt.Errorf("%w: image %s: the image actor panicked while this request waited; try again", events.ErrUnavailable, ref)
 }
 
 // drain restarts the requests that waited for an exclusive operation.

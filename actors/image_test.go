@@ -3,6 +3,7 @@ package actors_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -577,5 +579,89 @@ func TestImage_MultiPlatformIndex(t *testing.T) {
 	if len(imgs) != 1 || imgs[0].ID != want.String() || imgs[0].IndexDigest != idxDigest.String() ||
 		imgs[0].Platform != "windows/amd64:10.0.20348.2227" {
 		t.Fatalf("images: %+v; want %s from index %s", imgs, want, idxDigest)
+	}
+}
+
+// TestImage_PanicAnswersTheWaitingCreates makes the image actor panic
+// while it handles a create's ensure, then while it handles the outcome of
+// a pull that creates wait for: every create gets an answer (503 naming
+// the image, or success for those that came after the rebuild), none
+// waits until the agent stops, and no lease is left behind.
+func TestImage_PanicAnswersTheWaitingCreates(t *testing.T) {
+	h := startImageAgent(t)
+	ref := h.push("app:1", echoConfig, layer(t, "base.txt", "base"))
+	ref2 := h.push("other:1", echoConfig, layer(t, "other.txt", "other"))
+	var onEnsure, onPullDone atomic.Bool
+	actors.SetReceiveHook(func(_ string, msg any) {
+		if _, ok := actors.EnsureFor(msg); ok && onEnsure.CompareAndSwap(true, false) {
+			panic("injected on an ensure")
+		}
+		if _, ok := actors.PullDoneFor(msg); ok && onPullDone.CompareAndSwap(true, false) {
+			panic("injected on a pull's outcome")
+		}
+	})
+	defer actors.SetReceiveHook(nil)
+	create := func(id, ref string) <-chan events.Reply {
+		return h.node.Submit(events.Command{ID: events.NewID(), Verb: events.VerbCreate, Container: id,
+			Spec: &events.ContainerSpec{Image: events.ImageSpec{Ref: ref}}})
+	}
+	await := func(id string, ch <-chan events.Reply) error {
+		t.Helper()
+		select {
+		case r := <-ch:
+			return r.Err()
+		case <-time.After(30 * time.Second):
+			t.Fatalf("create %s: no answer", id)
+			return nil
+		}
+	}
+	unavailable := func(ref string, err error) bool {
+		return errors.Is(err, events.ErrUnavailable) && strings.Contains(err.Error(), "image "+ref+": the image actor panicked")
+	}
+
+	onEnsure.Store(true)
+	if err := await("c1", create("c1", ref)); !unavailable(ref, err) {
+		t.Fatalf("create c1, whose ensure panicked: %v, want 503 naming %s", err, ref)
+	}
+	if _, err := h.node.Inspect(context.Background(), "c1"); !errors.Is(err, events.ErrNotFound) {
+		t.Errorf("c1 after its failed create: %v, want not found", err)
+	}
+	h.ok(events.Command{Verb: events.VerbCreate, Container: "c2", Spec: &events.ContainerSpec{Image: events.ImageSpec{Ref: ref}}})
+
+	onPullDone.Store(true)
+	const n = 4
+	chans := make([]<-chan events.Reply, n)
+	for i := range n {
+		chans[i] = create(fmt.Sprintf("d%d", i), ref2)
+	}
+	failed := 0
+	for i, ch := range chans {
+		id := fmt.Sprintf("d%d", i)
+		switch err := await(id, ch); {
+		case err == nil:
+		case unavailable(ref2, err):
+			failed++
+		default:
+			t.Errorf("create %s: %v, want success or 503 naming %s", id, err, ref2)
+		}
+	}
+	if failed == 0 || onPullDone.Load() {
+		t.Errorf("%d creates failed (panic pending: %v); want at least the one that started the pull", failed, onPullDone.Load())
+	}
+	h.ok(events.Command{Verb: events.VerbCreate, Container: "d-after", Spec: &events.ContainerSpec{Image: events.ImageSpec{Ref: ref2}}})
+
+	// No lease outlives its create: once the containers are gone, the
+	// images go without force.
+	st, err := h.node.State(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range st.Containers {
+		h.ok(events.Command{Verb: events.VerbRemove, Container: id, Force: true})
+	}
+	for _, r := range []string{ref, ref2} {
+		if err := h.do(imageCmd(events.VerbImageRemove, events.ImageCommand{Ref: r})).Err(); err != nil {
+			t.Errorf("image.remove %s: %v", r, err)
+		}
 	}
 }

@@ -125,7 +125,7 @@ func (a *nodeActor) spawnAll(ctx actor.Context) {
 	}
 	if n := a.n; n.imagesOn() {
 		if n.img == nil {
-			n.img = &imageState{pulls: map[string]*pullJob{}, leases: map[string]int{}}
+			n.img = newImageState()
 		}
 		props := actor.PropsFromProducer(func() actor.Actor { return &imageActor{n: n, imageState: n.img} },
 			actor.WithReceiverMiddleware(n.recoverPanics))
