@@ -226,10 +226,9 @@ func (a *imageActor) pullDone(ctx actor.Context, m *pullDone) {
 		return
 	}
 	for _, w := range job.ensures {
-		if m.err == nil {
+		if a.reply(w, result[events.Image]{v: m.img, err: m.err}) && m.err == nil {
 			a.leases[m.img.ID]++
 		}
-		a.reply(w, result[events.Image]{v: m.img, err: m.err})
 	}
 	if len(job.commands) > 0 {
 		n, cmds := a.n, job.commands
@@ -252,10 +251,15 @@ func (a *imageActor) pullDone(ctx actor.Context, m *pullDone) {
 	a.drain(ctx)
 }
 
-// reply gives the ensure w its one answer.
-func (a *imageActor) reply(w *ensureReq, r result[events.Image]) {
+// reply gives the ensure w its one answer, and reports false if it had it
+// already.
+func (a *imageActor) reply(w *ensureReq, r result[events.Image]) bool {
+	if _, ok := a.asking[w]; !ok {
+		return false
+	}
 	delete(a.asking, w)
 	w.reply <- r
+	return true
 }
 
 // answerOrphans runs as the actor starts, which after the first start
