@@ -49,6 +49,8 @@ func TestQueries_RawErrors(t *testing.T) {
 		{"state", `{"at":"one"}`, "400", "at"},
 		{"state", `{"at":99999}`, "404", "99999"},
 		{"health", `{"verbose":true}`, "400", "verbose"},
+		{"plan", `{"dry":true}`, "400", "dry"},
+		{"plan", ``, "503", "does not plan"}, // this harness's agent has no planner
 	}
 	for _, tt := range tests {
 		t.Run(tt.endpoint+" "+tt.code+" "+tt.want, func(t *testing.T) {
