@@ -148,11 +148,10 @@ func FuzzCleanWindowsPath(f *testing.F) {
 		}
 		lc, lr := strings.ToLower(c), strings.ToLower(strings.TrimSuffix(r, `\`))
 		want := lc == lr || strings.HasPrefix(lc, lr+`\`) || lc == lr+`\`
+		// The components checked above hold no "..", so a path within a root
+		// cannot leave it again ("..a" is a name, not a parent).
 		if got := events.WithinRoots(c, []string{r}); got != want {
 			t.Fatalf("WithinRoots(%q, %q) = %v, want %v", c, r, got, want)
-		}
-		if events.WithinRoots(c, []string{r}) && strings.Contains(strings.TrimPrefix(lc, lr), `\..`) {
-			t.Fatalf("%q is within %q through a parent component", c, r)
 		}
 	})
 }
