@@ -64,3 +64,10 @@ func PullDoneFor(msg any) (string, bool) {
 	}
 	return "", false
 }
+
+// IsExclusiveDone reports whether an image actor message reports the end
+// of a tag, remove, prune or load.
+func IsExclusiveDone(msg any) bool {
+	_, ok := msg.(*exclusiveDone)
+	return ok
+}

@@ -57,13 +57,18 @@ type imageActor struct {
 type imageState struct {
 	pulls   map[string]*pullJob     // by normalized reference (the raw one when it does not parse)
 	leases  map[string]int          // image id -> creates holding it
-	busy    bool                    // an exclusive operation runs
+	running *exclusiveRun           // the exclusive operation running, nil if none
 	pending []any                   // ensureReq and cmdMsg waiting for it to end
 	asking  map[*ensureReq]struct{} // every ensure received and not answered yet
 }
 
 func newImageState() *imageState {
 	return &imageState{pulls: map[string]*pullJob{}, leases: map[string]int{}, asking: map[*ensureReq]struct{}{}}
+}
+
+// exclusiveRun is a tag, remove, prune or load running.
+type exclusiveRun struct {
+	done atomic.Pointer[exclusiveDone] // its outcome, once over
 }
 
 // pullJob is one pull in flight and who waits for it.
@@ -150,16 +155,16 @@ func (a *imageActor) Receive(ctx actor.Context) {
 	case *pullDone:
 		a.pullDone(ctx, m)
 	case *exclusiveDone:
-		a.busy = false
-		if m.answer != nil {
-			ctx.Send(ctx.Parent(), m.answer)
+		if a.running == nil || a.running.done.Load() != m {
+			return // answered by answerOrphans
 		}
+		a.endExclusive(ctx, m)
 		a.drain(ctx)
 	}
 }
 
 func (a *imageActor) ensure(ctx actor.Context, m *ensureReq) {
-	if a.busy {
+	if a.running != nil {
 		a.pending = append(a.pending, m)
 		return
 	}
@@ -172,7 +177,7 @@ func (a *imageActor) ensure(ctx actor.Context, m *ensureReq) {
 }
 
 func (a *imageActor) command(ctx actor.Context, cmd events.Command) {
-	if a.busy || (cmd.Verb != events.VerbImagePull && len(a.pulls) > 0) {
+	if a.running != nil || (cmd.Verb != events.VerbImagePull && len(a.pulls) > 0) {
 		a.pending = append(a.pending, &cmdMsg{cmd: cmd})
 		return
 	}
@@ -188,7 +193,8 @@ func (a *imageActor) command(ctx actor.Context, cmd events.Command) {
 		a.startPull(ctx, cmd.Image.Ref, policy, cmd.Auth, &pullJob{commands: []events.Command{cmd}})
 		return
 	}
-	a.busy = true
+	run := &exclusiveRun{}
+	a.running = run
 	leases := make(map[string]int, len(a.leases))
 	for id, c := range a.leases {
 		leases[id] = c
@@ -196,7 +202,9 @@ func (a *imageActor) command(ctx actor.Context, cmd events.Command) {
 	n, self := a.n, ctx.Self()
 	n.goOwned(func() {
 		op := imageOp{n: n, cmd: cmd, leases: leases}
-		n.sys.Root.Send(self, &exclusiveDone{answer: op.run(n.ctx)})
+		done := &exclusiveDone{answer: op.run(n.ctx)}
+		run.done.Store(done)
+		n.sys.Root.Send(self, done)
 	})
 }
 
@@ -265,10 +273,12 @@ func (a *imageActor) reply(w *ensureReq, r result[events.Image]) bool {
 // answerOrphans runs as the actor starts, which after the first start
 // means that a panic rebuilt it. The panic may have cut a Receive short and
 // dropped what it held: the ensure it handled, a finished pull with its
-// waiters, requests being drained. Every ensure the state no longer holds,
-// and every waiter of a pull whose outcome may be lost, gets a 503 naming
-// its image, so that no create waits until the agent stops; waiters of
-// pulls still running keep waiting for them.
+// waiters, a finished exclusive operation, requests being drained. Every
+// ensure the state no longer holds, and every waiter of a pull whose
+// outcome may be lost, gets a 503 naming its image, so that no create
+// waits until the agent stops; waiters of pulls still running keep waiting
+// for them. A finished exclusive operation is answered as its outcome
+// says, and the requests behind it go on.
 func (a *imageActor) answerOrphans(ctx actor.Context) {
 	for key, job := range a.pulls {
 		if !job.finished.Load() {
@@ -298,8 +308,21 @@ func (a *imageActor) answerOrphans(ctx actor.Context) {
 			a.reply(w, result[events.Image]{err: interrupted(w.ref)})
 		}
 	}
-	if !a.busy {
+	if a.running != nil {
+		if d := a.running.done.Load(); d != nil {
+			a.endExclusive(ctx, d) // its exclusiveDone may be lost
+		}
+	}
+	if a.running == nil {
 		a.drain(ctx)
+	}
+}
+
+// endExclusive ends the exclusive operation whose outcome is d.
+func (a *imageActor) endExclusive(ctx actor.Context, d *exclusiveDone) {
+	a.running = nil
+	if d.answer != nil {
+		ctx.Send(ctx.Parent(), d.answer)
 	}
 }
 

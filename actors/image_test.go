@@ -584,20 +584,24 @@ func TestImage_MultiPlatformIndex(t *testing.T) {
 
 // TestImage_PanicAnswersTheWaitingCreates makes the image actor panic
 // while it handles a create's ensure, then while it handles the outcome of
-// a pull that creates wait for: every create gets an answer (503 naming
-// the image, or success for those that came after the rebuild), none
-// waits until the agent stops, and no lease is left behind.
+// a pull that creates wait for, then the outcome of a tag: every create
+// gets an answer (503 naming the image, or success for those that came
+// after the rebuild or waited behind the tag), none waits until the agent
+// stops, the tag is answered, and no lease is left behind.
 func TestImage_PanicAnswersTheWaitingCreates(t *testing.T) {
 	h := startImageAgent(t)
 	ref := h.push("app:1", echoConfig, layer(t, "base.txt", "base"))
 	ref2 := h.push("other:1", echoConfig, layer(t, "other.txt", "other"))
-	var onEnsure, onPullDone atomic.Bool
+	var onEnsure, onPullDone, onExclusiveDone atomic.Bool
 	actors.SetReceiveHook(func(_ string, msg any) {
 		if _, ok := actors.EnsureFor(msg); ok && onEnsure.CompareAndSwap(true, false) {
 			panic("injected on an ensure")
 		}
 		if _, ok := actors.PullDoneFor(msg); ok && onPullDone.CompareAndSwap(true, false) {
 			panic("injected on a pull's outcome")
+		}
+		if actors.IsExclusiveDone(msg) && onExclusiveDone.CompareAndSwap(true, false) {
+			panic("injected on a tag's outcome")
 		}
 	})
 	defer actors.SetReceiveHook(nil)
@@ -650,6 +654,21 @@ func TestImage_PanicAnswersTheWaitingCreates(t *testing.T) {
 	}
 	h.ok(events.Command{Verb: events.VerbCreate, Container: "d-after", Spec: &events.ContainerSpec{Image: events.ImageSpec{Ref: ref2}}})
 
+	onExclusiveDone.Store(true)
+	tag := imageCmd(events.VerbImageTag, events.ImageCommand{Ref: ref, Target: h.reg.Host() + "/app:2"})
+	tag.ID = events.NewID()
+	tagged := h.node.Submit(tag)
+	behind := create("e1", ref)
+	if err := await("tag", tagged); err != nil {
+		t.Errorf("tag whose outcome panicked: %v", err)
+	}
+	if err := await("e1", behind); err != nil {
+		t.Errorf("create e1, behind the tag: %v", err)
+	}
+	if onExclusiveDone.Load() {
+		t.Error("the tag's outcome did not panic")
+	}
+
 	// No lease outlives its create: once the containers are gone, the
 	// images go without force.
 	st, err := h.node.State(context.Background())
@@ -659,7 +678,7 @@ func TestImage_PanicAnswersTheWaitingCreates(t *testing.T) {
 	for id := range st.Containers {
 		h.ok(events.Command{Verb: events.VerbRemove, Container: id, Force: true})
 	}
-	for _, r := range []string{ref, ref2} {
+	for _, r := range []string{ref, h.reg.Host() + "/app:2", ref2} {
 		if err := h.do(imageCmd(events.VerbImageRemove, events.ImageCommand{Ref: r})).Err(); err != nil {
 			t.Errorf("image.remove %s: %v", r, err)
 		}
