@@ -47,9 +47,16 @@ func TestSIGKILLedBerthdConverges(t *testing.T) {
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin, "--data-dir", dir, "--node", testNode, "--listen", addr, "--http", "", "--log-level", "warn", "--inbox-ack-wait", "1s")
 		cmd.Stderr = &testLog{t: t}
+		dieWithTest(cmd)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { // a test that failed half way
+			if cmd.ProcessState == nil {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+			}
+		})
 		return cmd
 	}
 	ctx := context.Background()
