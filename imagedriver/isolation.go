@@ -61,7 +61,7 @@ func ChooseIsolation(requested string, host Host, imageOS string) (Isolation, er
 	switch {
 	case iso == IsolationProcess && !windowsCompatible(hv, cv):
 		hint := "use isolation hyperv or an image built for " + buildOf(hv)
-		if newer(cv, hv) {
+		if !hyperVCompatible(hv, cv) { // Hyper-V would not run it either
 			hint = "use an image built for " + buildOf(hv) + " or older"
 		}
 		return "", fmt.Errorf("%w: process isolation cannot run an image for Windows %s on host build %s; %s",
@@ -71,17 +71,6 @@ func ChooseIsolation(requested string, host Host, imageOS string) (Isolation, er
 			ErrIncompatible, buildOf(cv), buildOf(hv), buildOf(hv))
 	}
 	return iso, nil
-}
-
-// newer reports whether a is a later build than b.
-func newer(a, b osVersion) bool {
-	if a.major != b.major {
-		return a.major > b.major
-	}
-	if a.minor != b.minor {
-		return a.minor > b.minor
-	}
-	return a.build > b.build
 }
 
 func buildOf(v osVersion) string { return fmt.Sprintf("%d.%d.%d", v.major, v.minor, v.build) }
