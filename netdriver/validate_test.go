@@ -52,20 +52,26 @@ func TestNetworkSpecValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := validNetwork()
 			tt.change(&s)
-			err := s.Validate()
-			if tt.field == "" {
-				if err != nil {
-					t.Fatalf("Validate: %v", err)
-				}
-				return
-			}
-			if !errors.Is(err, ErrInvalidSpec) {
-				t.Fatalf("Validate = %v, want ErrInvalidSpec", err)
-			}
-			if !strings.Contains(err.Error(), ": "+tt.field+": ") {
-				t.Errorf("error %q does not name field %q", err, tt.field)
-			}
+			wantField(t, s.Validate(), tt.field)
 		})
+	}
+}
+
+// wantField checks a Validate result: nil when field is "", else an
+// ErrInvalidSpec that names field.
+func wantField(t *testing.T, err error, field string) {
+	t.Helper()
+	if field == "" {
+		if err != nil {
+			t.Fatalf("Validate: %v", err)
+		}
+		return
+	}
+	if !errors.Is(err, ErrInvalidSpec) {
+		t.Fatalf("Validate = %v, want ErrInvalidSpec", err)
+	}
+	if !strings.Contains(err.Error(), ": "+field+": ") {
+		t.Errorf("error %q does not name field %q", err, field)
 	}
 }
 
@@ -160,19 +166,7 @@ func TestEndpointSpecValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := validEndpoint()
 			tt.change(&s)
-			err := s.Validate()
-			if tt.field == "" {
-				if err != nil {
-					t.Fatalf("Validate: %v", err)
-				}
-				return
-			}
-			if !errors.Is(err, ErrInvalidSpec) {
-				t.Fatalf("Validate = %v, want ErrInvalidSpec", err)
-			}
-			if !strings.Contains(err.Error(), ": "+tt.field+": ") {
-				t.Errorf("error %q does not name field %q", err, tt.field)
-			}
+			wantField(t, s.Validate(), tt.field)
 		})
 	}
 }
