@@ -25,6 +25,14 @@ var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 // builds lazily and which is not part of the fold's value.
 var ignoreIndex = cmpopts.IgnoreUnexported(events.State{})
 
+// wantUnchanged fails the test when a refused event changed the state.
+func wantUnchanged(t *testing.T, before, after *events.State) {
+	t.Helper()
+	if d := cmp.Diff(before, after, ignoreIndex); d != "" {
+		t.Errorf("a refused event changed the state (-before +after):\n%s", d)
+	}
+}
+
 // event builds an event as the journal would hand it to the fold: journal
 // sequence seq, time t0+seq seconds.
 func event(typ, subject string, seq uint64, data any) *events.Event {
@@ -203,9 +211,7 @@ func TestApply_Transitions(t *testing.T) {
 					if !strings.Contains(err.Error(), wantMsg) || !strings.Contains(err.Error(), ctr) {
 						t.Errorf("Apply error %q does not name the container and %q", err, wantMsg)
 					}
-					if diff := cmp.Diff(before, s, ignoreIndex); diff != "" {
-						t.Errorf("a refused event changed the state (-before +after):\n%s", diff)
-					}
+					wantUnchanged(t, before, s)
 					return
 				}
 
@@ -376,9 +382,7 @@ func TestApply_BadPayload(t *testing.T) {
 				if !strings.Contains(err.Error(), tc.typ) {
 					t.Errorf("Apply error %q does not name the event type", err)
 				}
-				if diff := cmp.Diff(before, s, ignoreIndex); diff != "" {
-					t.Errorf("a refused event changed the state (-before +after):\n%s", diff)
-				}
+				wantUnchanged(t, before, s)
 			})
 		}
 	}

@@ -190,9 +190,7 @@ func TestApply_NetworkTransitions(t *testing.T) {
 					if !errors.Is(err, events.ErrWrongPhase) {
 						t.Fatalf("Apply = %v, want an ErrWrongPhase error", err)
 					}
-					if d := cmp.Diff(before, s, ignoreIndex); d != "" {
-						t.Errorf("a refused event changed the state (-before +after):\n%s", d)
-					}
+					wantUnchanged(t, before, s)
 					return
 				}
 				if err != nil {
@@ -321,9 +319,7 @@ func TestApply_EndpointTransitions(t *testing.T) {
 					if !errors.Is(err, events.ErrWrongPhase) {
 						t.Fatalf("Apply = %v, want an ErrWrongPhase error", err)
 					}
-					if d := cmp.Diff(before, s, ignoreIndex); d != "" {
-						t.Errorf("a refused event changed the state (-before +after):\n%s", d)
-					}
+					wantUnchanged(t, before, s)
 					return
 				}
 				if err != nil {
@@ -399,9 +395,7 @@ func TestApply_EndpointAddress(t *testing.T) {
 			if !errors.Is(err, tc.class) || !strings.Contains(err.Error(), tc.message) {
 				t.Fatalf("Apply = %v, want %v naming %q", err, tc.class, tc.message)
 			}
-			if d := cmp.Diff(before, s, ignoreIndex); d != "" {
-				t.Errorf("a refused event changed the state (-before +after):\n%s", d)
-			}
+			wantUnchanged(t, before, s)
 		})
 	}
 }
