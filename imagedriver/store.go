@@ -6,7 +6,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+
+	"github.com/berthhq/berth/events"
 )
 
 // LayerStore holds unpacked image layers and the containers' scratch layers.
@@ -171,4 +174,56 @@ func ValidateDigest(d string) error {
 		return fmt.Errorf("digest %q: %w: want sha256:<64 lowercase hex>", d, ErrInvalid)
 	}
 	return nil
+}
+
+// CheckChain checks that parents (chain ids, immediate parent first) are
+// complete layers and form the whole chain of parents[0], as Import and
+// CreateScratch require; parentsOf returns a layer's recorded parents, and
+// ok false when the layer is not complete. It fails with ErrNotFound when
+// parents[0] is not complete, and with ErrInvalid when a layer further down
+// is missing or a layer records other parents.
+func CheckChain(parents []string, parentsOf func(id string) (recorded []string, ok bool)) error {
+	for i, p := range parents {
+		recorded, ok := parentsOf(p)
+		if !ok {
+			if i == 0 {
+				return fmt.Errorf("parent layer %s: %w", p, ErrNotFound)
+			}
+			return fmt.Errorf("parent layer %s: %w: not in the store", p, ErrInvalid)
+		}
+		if !slices.Equal(recorded, parents[i+1:]) {
+			return fmt.Errorf("parents: %w: layer %s sits on %v, not on %v", ErrInvalid, p, recorded, parents[i+1:])
+		}
+	}
+	return nil
+}
+
+// ScratchChain checks the arguments of [LayerStore.CreateScratch] and
+// returns the parents' chain ids, topmost first. It fails with ErrInvalid
+// when containerID is not a valid container id, parents is empty or a
+// parent's id is not a chain id.
+func ScratchChain(containerID string, parents []Layer) ([]string, error) {
+	if err := events.ValidateContainerID(containerID); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if len(parents) == 0 {
+		return nil, fmt.Errorf("scratch layer of %s: %w: no parent layers", containerID, ErrInvalid)
+	}
+	ids := make([]string, len(parents))
+	for i, p := range parents {
+		if err := ValidateDigest(p.ID); err != nil {
+			return nil, fmt.Errorf("scratch layer of %s: parent: %w", containerID, err)
+		}
+		ids[i] = p.ID
+	}
+	return ids, nil
+}
+
+// DigestHex checks that d is a digest berth stores (see ValidateDigest) and
+// returns its hex part.
+func DigestHex(d string) (string, error) {
+	if err := ValidateDigest(d); err != nil {
+		return "", err
+	}
+	return strings.TrimPrefix(d, "sha256:"), nil
 }

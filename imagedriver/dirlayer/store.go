@@ -109,14 +109,6 @@ func New(root string) (*Store, error) {
 func (s *Store) layerPath(hex string) string   { return filepath.Join(s.root, layersDir, hex) }
 func (s *Store) scratchPath(cid string) string { return filepath.Join(s.root, scratchDir, cid) }
 
-// hexOf validates a chain id and returns its hex part.
-func hexOf(id string) (string, error) {
-	if err := imagedriver.ValidateDigest(id); err != nil {
-		return "", err
-	}
-	return strings.TrimPrefix(id, "sha256:"), nil
-}
-
 // meta reads a layer's marker; ok is false when the layer is not complete.
 // Call with s.mu held.
 func (s *Store) meta(hex string) (layerMeta, bool) {
@@ -151,7 +143,7 @@ func guidOf(name string) string {
 
 // Has reports whether the layer is complete in the store.
 func (s *Store) Has(ctx context.Context, id string) (bool, error) {
-	hex, err := hexOf(id)
+	hex, err := imagedriver.DigestHex(id)
 	if err != nil {
 		return false, err
 	}
@@ -163,7 +155,7 @@ func (s *Store) Has(ctx context.Context, id string) (bool, error) {
 
 // Get returns a complete layer, or imagedriver.ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (imagedriver.Layer, error) {
-	hex, err := hexOf(id)
+	hex, err := imagedriver.DigestHex(id)
 	if err != nil {
 		return imagedriver.Layer{}, err
 	}
@@ -294,22 +286,10 @@ func (s *Store) publish(hex string, call *importCall, m layerMeta, err error, ch
 // checkChain checks that parents (immediate parent first) are complete and
 // form the whole chain of parents[0]. Call with s.mu held.
 func (s *Store) checkChain(parents []string) error {
-	if len(parents) == 0 {
-		return nil
-	}
-	for i, p := range parents {
-		m, ok := s.meta(strings.TrimPrefix(p, "sha256:"))
-		if !ok {
-			if i == 0 {
-				return fmt.Errorf("parent layer %s: %w", p, imagedriver.ErrNotFound)
-			}
-			return fmt.Errorf("parent layer %s: %w: not in the store", p, imagedriver.ErrInvalid)
-		}
-		if !slices.Equal(m.Parents, parents[i+1:]) {
-			return fmt.Errorf("parents: %w: layer %s sits on %v, not on %v", imagedriver.ErrInvalid, p, m.Parents, parents[i+1:])
-		}
-	}
-	return nil
+	return imagedriver.CheckChain(parents, func(id string) ([]string, bool) {
+		m, ok := s.meta(strings.TrimPrefix(id, "sha256:"))
+		return m.Parents, ok
+	})
 }
 
 // List returns every layer, complete or not, sorted by id.
@@ -364,7 +344,7 @@ func (s *Store) scanLayers() (map[string][]string, error) {
 
 // Remove deletes a layer, as imagedriver.LayerStore.Remove promises.
 func (s *Store) Remove(ctx context.Context, id string) error {
-	hex, err := hexOf(id)
+	hex, err := imagedriver.DigestHex(id)
 	if err != nil {
 		return err
 	}
@@ -431,18 +411,9 @@ func (s *Store) usedBy(id string) error {
 // CreateScratch creates a container's scratch layer, as
 // imagedriver.LayerStore.CreateScratch promises.
 func (s *Store) CreateScratch(ctx context.Context, containerID string, parents []imagedriver.Layer, opts imagedriver.ScratchOptions) (imagedriver.Scratch, error) {
-	if err := events.ValidateContainerID(containerID); err != nil {
-		return imagedriver.Scratch{}, fmt.Errorf("%w: %w", imagedriver.ErrInvalid, err)
-	}
-	if len(parents) == 0 {
-		return imagedriver.Scratch{}, fmt.Errorf("scratch layer of %s: %w: no parent layers", containerID, imagedriver.ErrInvalid)
-	}
-	ids := make([]string, len(parents))
-	for i, p := range parents {
-		if _, err := hexOf(p.ID); err != nil {
-			return imagedriver.Scratch{}, fmt.Errorf("scratch layer of %s: parent: %w", containerID, err)
-		}
-		ids[i] = p.ID
+	ids, err := imagedriver.ScratchChain(containerID, parents)
+	if err != nil {
+		return imagedriver.Scratch{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return imagedriver.Scratch{}, err
@@ -458,7 +429,7 @@ func (s *Store) CreateScratch(ctx context.Context, containerID string, parents [
 	} else if err != nil {
 		return imagedriver.Scratch{}, fmt.Errorf("scratch layer of %s: %w", containerID, err)
 	}
-	err := os.Mkdir(filepath.Join(dir, "Files"), 0o755)
+	err = os.Mkdir(filepath.Join(dir, "Files"), 0o755)
 	if err == nil && opts.Unmounted {
 		err = os.WriteFile(filepath.Join(dir, unmountedFile), nil, 0o644)
 	}
@@ -535,7 +506,7 @@ func (s *Store) scanScratch() ([]imagedriver.Scratch, error) {
 // layer above the one holding it deleted it. It fails with
 // imagedriver.ErrInvalid when name is not a name inside a layer.
 func (s *Store) Lookup(ctx context.Context, id, name string) (string, error) {
-	hex, err := hexOf(id)
+	hex, err := imagedriver.DigestHex(id)
 	if err != nil {
 		return "", err
 	}

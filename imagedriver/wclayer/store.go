@@ -81,17 +81,9 @@ func wait(ctx context.Context, o *op) error {
 	}
 }
 
-// hexOf validates a chain id and returns its hex part.
-func hexOf(id string) (string, error) {
-	if err := imagedriver.ValidateDigest(id); err != nil {
-		return "", err
-	}
-	return strings.TrimPrefix(id, "sha256:"), nil
-}
-
 // Has reports whether the layer is complete in the store.
 func (s *Store) Has(ctx context.Context, id string) (bool, error) {
-	hex, err := hexOf(id)
+	hex, err := imagedriver.DigestHex(id)
 	if err != nil {
 		return false, err
 	}
@@ -103,7 +95,7 @@ func (s *Store) Has(ctx context.Context, id string) (bool, error) {
 
 // Get returns a complete layer, or imagedriver.ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (imagedriver.Layer, error) {
-	hex, err := hexOf(id)
+	hex, err := imagedriver.DigestHex(id)
 	if err != nil {
 		return imagedriver.Layer{}, err
 	}
@@ -199,19 +191,10 @@ func (s *Store) layerPaths(ids []string) []string {
 // checkChain checks that parents (immediate parent first) are complete and
 // form the whole chain of parents[0]. Call with s.mu held.
 func (s *Store) checkChain(parents []string) error {
-	for i, p := range parents {
-		m, ok := s.readMeta(strings.TrimPrefix(p, "sha256:"))
-		if !ok {
-			if i == 0 {
-				return fmt.Errorf("parent layer %s: %w", p, imagedriver.ErrNotFound)
-			}
-			return fmt.Errorf("parent layer %s: %w: not in the store", p, imagedriver.ErrInvalid)
-		}
-		if !slices.Equal(m.Parents, parents[i+1:]) {
-			return fmt.Errorf("parents: %w: layer %s sits on %v, not on %v", imagedriver.ErrInvalid, p, m.Parents, parents[i+1:])
-		}
-	}
-	return nil
+	return imagedriver.CheckChain(parents, func(id string) ([]string, bool) {
+		m, ok := s.readMeta(strings.TrimPrefix(id, "sha256:"))
+		return m.Parents, ok
+	})
 }
 
 // List returns every layer, complete or not, sorted by id. Layers being
@@ -253,7 +236,7 @@ func (s *Store) scanLayers() (map[string][]string, error) {
 // marker first, so that a crash leaves an incomplete layer, then its folder
 // (see destroy).
 func (s *Store) Remove(ctx context.Context, id string) error {
-	hex, err := hexOf(id)
+	hex, err := imagedriver.DigestHex(id)
 	if err != nil {
 		return err
 	}
@@ -357,18 +340,9 @@ func (s *Store) usedBy(id string) error {
 // pass), reads its volume, and records the chain last. On error, or when ctx
 // ends between two of these steps, it undoes what it did.
 func (s *Store) CreateScratch(ctx context.Context, containerID string, parents []imagedriver.Layer, opts imagedriver.ScratchOptions) (imagedriver.Scratch, error) {
-	if err := events.ValidateContainerID(containerID); err != nil {
-		return imagedriver.Scratch{}, fmt.Errorf("%w: %w", imagedriver.ErrInvalid, err)
-	}
-	if len(parents) == 0 {
-		return imagedriver.Scratch{}, fmt.Errorf("scratch layer of %s: %w: no parent layers", containerID, imagedriver.ErrInvalid)
-	}
-	ids := make([]string, len(parents))
-	for i, p := range parents {
-		if _, err := hexOf(p.ID); err != nil {
-			return imagedriver.Scratch{}, fmt.Errorf("scratch layer of %s: parent: %w", containerID, err)
-		}
-		ids[i] = p.ID
+	ids, err := imagedriver.ScratchChain(containerID, parents)
+	if err != nil {
+		return imagedriver.Scratch{}, err
 	}
 	for {
 		if err := ctx.Err(); err != nil {
