@@ -40,10 +40,6 @@ const (
 	commandWait = 2 * time.Minute
 	pollEvery   = 250 * time.Millisecond
 
-	// logRotateSize: a log file larger than this when the service starts is
-	// moved to berthd.log.1 (replacing the one before) and a new one begun.
-	logRotateSize = 64 << 20
-
 	// exitAgentFailed is the service-specific exit code of a service whose
 	// agent ended without a stop request.
 	exitAgentFailed = 1

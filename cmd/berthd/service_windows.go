@@ -22,6 +22,10 @@ import (
 // eventID is the Application event log id of every event berthd writes.
 const eventID = 1
 
+// logRotateSize: a log file larger than this when the service starts is
+// moved to berthd.log.1 (replacing the one before) and a new one begun.
+const logRotateSize = 64 << 20
+
 // runAsService runs the agent as the service serviceName when the service
 // control manager started this process, and then reports true; otherwise it
 // reports false and does nothing.
