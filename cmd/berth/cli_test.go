@@ -76,6 +76,17 @@ func berth(t *testing.T, url string, args ...string) (int, string, string) {
 	return code, stdout.String(), stderr.String()
 }
 
+// berthOK runs the CLI with args, fails the test unless it exits 0 and
+// returns its standard output.
+func berthOK(t *testing.T, url string, args ...string) string {
+	t.Helper()
+	code, stdout, stderr := berth(t, url, args...)
+	if code != 0 {
+		t.Fatalf("berth %v: exit %d: %s", args, code, stderr)
+	}
+	return stdout
+}
+
 func TestCLI_ExitCodes(t *testing.T) {
 	tests := []struct {
 		args []string
@@ -149,14 +160,7 @@ func TestCLI_NKey(t *testing.T) {
 
 func TestCLI_EndToEnd(t *testing.T) {
 	url, _ := agentServer(t)
-	ok := func(args ...string) string {
-		t.Helper()
-		code, stdout, stderr := berth(t, url, args...)
-		if code != 0 {
-			t.Fatalf("berth %v: exit %d: %s", args, code, stderr)
-		}
-		return stdout
-	}
+	ok := func(args ...string) string { t.Helper(); return berthOK(t, url, args...) }
 
 	if out := ok("run", "--name", "web-1", "-p", "8080:80", "-v", `D:\data:C:\data:ro`, "-e", "MODE=prod",
 		"--memory", "512Mi", "mcr.microsoft.com/windows/nanoserver:ltsc2022", "cmd", "/c", "echo hi"); out != "web-1\n" {

@@ -72,14 +72,7 @@ func TestCLI_Images(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	must := func(args ...string) string {
-		t.Helper()
-		code, out, errOut := berth(t, url, args...)
-		if code != 0 {
-			t.Fatalf("berth %v: exit %d: %s", args, code, errOut)
-		}
-		return out
-	}
+	must := func(args ...string) string { t.Helper(); return berthOK(t, url, args...) }
 	fails := func(wantCode int, want string, args ...string) {
 		t.Helper()
 		code, _, errOut := berth(t, url, args...)

@@ -75,14 +75,7 @@ func TestNetworkFlags_Errors(t *testing.T) {
 
 func TestCLI_Network(t *testing.T) {
 	url, agent := agentServer(t)
-	ok := func(args ...string) string {
-		t.Helper()
-		code, stdout, stderr := berth(t, url, args...)
-		if code != 0 {
-			t.Fatalf("berth %v: exit %d: %s", args, code, stderr)
-		}
-		return stdout
-	}
+	ok := func(args ...string) string { t.Helper(); return berthOK(t, url, args...) }
 	fails := func(code int, want string, args ...string) {
 		t.Helper()
 		got, _, stderr := berth(t, url, args...)
