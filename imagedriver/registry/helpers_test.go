@@ -5,10 +5,8 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -16,8 +14,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/compression"
-	"github.com/google/go-containerregistry/pkg/name"
-	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -31,23 +27,21 @@ import (
 	"github.com/berthhq/berth/imagedriver/dirlayer"
 	"github.com/berthhq/berth/imagedriver/imagedrivertest"
 	"github.com/berthhq/berth/imagedriver/registry"
+	"github.com/berthhq/berth/imagedriver/registry/registrytest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// testRegistry is a go-containerregistry registry on loopback, wrapped to
-// count blob requests, require basic auth, and misbehave on chosen blobs.
+// testRegistry is a registrytest registry that can also hold blob GETs
+// back, counts how many are in flight, and can answer every manifest request
+// with one status.
 type testRegistry struct {
-	srv   *httptest.Server
-	inner http.Handler
+	*registrytest.Registry
 
 	mu          sync.Mutex
-	blobGets    map[string]int // by digest
-	inFlight    int            // blob GETs being served
+	inFlight    int // blob GETs being served
 	maxInFlight int
-	user, pass  string // basic auth required when user is set
-	breakBlob   string // digest whose body breaks off halfway
-	corruptBlob string // digest served with one byte changed
+	counted     map[string]int // blob GETs by digest at the last resetCounts
 	// manifestStatus, when set, is the answer to every manifest request.
 	manifestStatus int
 	// gate, when set, holds the blob GETs of gateOnly until gateAt of them
@@ -58,83 +52,51 @@ type testRegistry struct {
 }
 
 func newTestRegistry(t testing.TB) *testRegistry {
-	r := &testRegistry{blobGets: map[string]int{},
-		// go-containerregistry's registry logs every request to stderr
-		// unless handed a logger; this one discards.
-		inner: ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))}
-	r.srv = httptest.NewServer(r)
-	t.Cleanup(r.srv.Close)
+	r := &testRegistry{}
+	r.Registry = registrytest.NewWrapped(r.wrap)
+	t.Cleanup(r.Close)
 	return r
 }
 
-// host is the registry's "127.0.0.1:port".
-func (r *testRegistry) host() string { return strings.TrimPrefix(r.srv.URL, "http://") }
-
-func (r *testRegistry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	r.mu.Lock()
-	user, pass, breakBlob, corrupt, gate, status := r.user, r.pass, r.breakBlob, r.corruptBlob, r.gate, r.manifestStatus
-	r.mu.Unlock()
-	if user != "" {
-		if u, p, ok := req.BasicAuth(); !ok || u != user || p != pass {
-			w.Header().Set("WWW-Authenticate", `Basic realm="berth-test"`)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusUnauthorized)
-			io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
-			return
-		}
-	}
-	if status != 0 && strings.Contains(req.URL.Path, "/manifests/") {
-		http.Error(w, http.StatusText(status), status)
-		return
-	}
-	i := strings.LastIndex(req.URL.Path, "/blobs/")
-	if req.Method != http.MethodGet || i < 0 {
-		r.inner.ServeHTTP(w, req)
-		return
-	}
-	digest := req.URL.Path[i+len("/blobs/"):]
-	r.mu.Lock()
-	r.blobGets[digest]++
-	r.inFlight++
-	r.maxInFlight = max(r.maxInFlight, r.inFlight)
-	gated := r.gate != nil && r.gateOnly[digest]
-	if gated && r.inFlight >= r.gateAt {
-		close(r.gate)
-		r.gate = nil
-	}
-	r.mu.Unlock()
-	defer func() {
+// wrap serves storage with the testRegistry's own knobs.
+func (r *testRegistry) wrap(storage http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
-		r.inFlight--
+		gate, status := r.gate, r.manifestStatus
 		r.mu.Unlock()
-	}()
-	if gated {
-		select {
-		case <-gate:
-		case <-req.Context().Done():
+		if status != 0 && strings.Contains(req.URL.Path, "/manifests/") {
+			http.Error(w, http.StatusText(status), status)
 			return
 		}
-	}
-	if digest != breakBlob && digest != corrupt {
-		r.inner.ServeHTTP(w, req)
-		return
-	}
-	rec := httptest.NewRecorder()
-	r.inner.ServeHTTP(rec, req)
-	body := rec.Body.Bytes()
-	for k, v := range rec.Header() {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(rec.Code)
-	if digest == corrupt {
-		body = bytes.Clone(body)
-		body[len(body)/2] ^= 0xff
-		w.Write(body)
-		return
-	}
-	w.Write(body[:len(body)/2])
-	w.(http.Flusher).Flush()
-	panic(http.ErrAbortHandler) // the connection drops mid-body
+		i := strings.LastIndex(req.URL.Path, "/blobs/")
+		if req.Method != http.MethodGet || i < 0 {
+			storage.ServeHTTP(w, req)
+			return
+		}
+		digest := req.URL.Path[i+len("/blobs/"):]
+		r.mu.Lock()
+		r.inFlight++
+		r.maxInFlight = max(r.maxInFlight, r.inFlight)
+		gated := r.gate != nil && r.gateOnly[digest]
+		if gated && r.inFlight >= r.gateAt {
+			close(r.gate)
+			r.gate = nil
+		}
+		r.mu.Unlock()
+		defer func() {
+			r.mu.Lock()
+			r.inFlight--
+			r.mu.Unlock()
+		}()
+		if gated {
+			select {
+			case <-gate:
+			case <-req.Context().Done():
+				return
+			}
+		}
+		storage.ServeHTTP(w, req)
+	})
 }
 
 func (r *testRegistry) set(f func(r *testRegistry)) {
@@ -143,16 +105,20 @@ func (r *testRegistry) set(f func(r *testRegistry)) {
 	f(r)
 }
 
+// gets returns how many times blob digest was requested since the last
+// resetCounts.
 func (r *testRegistry) gets(digest string) int {
+	n := r.BlobGets()[digest]
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.blobGets[digest]
+	return n - r.counted[digest]
 }
 
 func (r *testRegistry) resetCounts() {
+	counted := r.BlobGets()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.blobGets = map[string]int{}
+	r.counted = counted
 	r.maxInFlight = 0
 }
 
@@ -160,26 +126,11 @@ func (r *testRegistry) resetCounts() {
 // the reference.
 func (r *testRegistry) push(t testing.TB, repoTag string, img any) string {
 	t.Helper()
-	ref, err := name.ParseReference(r.host() + "/" + repoTag)
+	ref, err := r.Push(repoTag, img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.mu.Lock()
-	opts := []remote.Option{remote.WithTransport(newTransport(t, ""))}
-	if r.user != "" {
-		opts = append(opts, remote.WithAuth(&authn.Basic{Username: r.user, Password: r.pass}))
-	}
-	r.mu.Unlock()
-	switch v := img.(type) {
-	case v1.Image:
-		err = remote.Write(ref, v, opts...)
-	case v1.ImageIndex:
-		err = remote.WriteIndex(ref, v, opts...)
-	}
-	if err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-	return ref.String()
+	return ref
 }
 
 // newTransport returns a transport the test owns (so that goleak sees its

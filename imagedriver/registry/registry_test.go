@@ -27,6 +27,7 @@ import (
 	"github.com/berthhq/berth/imagedriver"
 	"github.com/berthhq/berth/imagedriver/imagedrivertest"
 	"github.com/berthhq/berth/imagedriver/registry"
+	"github.com/berthhq/berth/imagedriver/registry/registrytest"
 )
 
 func TestPullWindowsImage(t *testing.T) {
@@ -295,7 +296,7 @@ func TestSharedLayerFetchedOnce(t *testing.T) {
 
 func TestBasicAuth(t *testing.T) {
 	reg := newTestRegistry(t)
-	reg.set(func(r *testRegistry) { r.user, r.pass = "alice", "s3cret-pw" })
+	reg.RequireAuth("alice", "s3cret-pw")
 	ref := reg.push(t, "private/app:1", winImage(t, "10.0.20348.2227", gzipLayer(t, map[string]string{"a": "1"})))
 	ctx := testContext(t)
 	p := newPuller(t, registry.Options{})
@@ -326,7 +327,7 @@ func TestBasicAuth(t *testing.T) {
 	// Docker's config.json, through the default keychain.
 	dir := t.TempDir()
 	auth := base64.StdEncoding.EncodeToString([]byte("alice:s3cret-pw"))
-	cfg := fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, reg.host(), auth)
+	cfg := fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, reg.Host(), auth)
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -430,14 +431,14 @@ func TestBrokenTransfer(t *testing.T) {
 	s := newStore(t)
 	ctx := testContext(t)
 	for _, c := range []struct {
-		name string
-		set  func(r *testRegistry)
-		want error
+		name  string
+		fault registrytest.Fault
+		want  error
 	}{
-		{"connection drops mid-blob", func(r *testRegistry) { r.breakBlob = digestOf(t, top) }, imagedriver.ErrUnavailable},
-		{"content does not match its digest", func(r *testRegistry) { r.breakBlob, r.corruptBlob = "", digestOf(t, top) }, imagedriver.ErrDigestMismatch},
+		{"connection drops mid-blob", registrytest.BreakOff, imagedriver.ErrUnavailable},
+		{"content does not match its digest", registrytest.Corrupt, imagedriver.ErrDigestMismatch},
 	} {
-		reg.set(c.set)
+		reg.Break(digestOf(t, top), c.fault)
 		_, err := p.Pull(ctx, ref, host2022, s, imagedriver.PullOptions{})
 		t.Logf("%s: %v", c.name, err)
 		if !errors.Is(err, c.want) || imagedriver.Class(err) != events.ErrUnavailable {
@@ -463,7 +464,7 @@ func TestBrokenTransfer(t *testing.T) {
 		}
 	}
 	// Once the registry behaves, the pull fetches only what is missing.
-	reg.set(func(r *testRegistry) { r.corruptBlob = "" })
+	reg.Break(digestOf(t, top), 0)
 	reg.resetCounts()
 	if _, err := p.Pull(ctx, ref, host2022, s, imagedriver.PullOptions{}); err != nil {
 		t.Fatal(err)
@@ -500,14 +501,14 @@ func TestBadInput(t *testing.T) {
 		mention   string // the error must name it
 	}{
 		{"unparseable reference", "Not A Reference!", imagedriver.ErrInvalidReference, events.ErrInvalid, "Not A Reference!"},
-		{"upper case repository", reg.host() + "/App:1", imagedriver.ErrInvalidReference, events.ErrInvalid, "App"},
+		{"upper case repository", reg.Host() + "/App:1", imagedriver.ErrInvalidReference, events.ErrInvalid, "App"},
 		{"unreachable registry", closedAddr + "/app:1", imagedriver.ErrUnavailable, events.ErrUnavailable, closedAddr},
 		{"unknown tag", strings.Replace(good, ":1", ":2", 1), imagedriver.ErrNotFound, events.ErrNotFound, "app:2"},
-		{"unknown repository", reg.host() + "/nothing:1", imagedriver.ErrNotFound, events.ErrNotFound, "nothing"},
+		{"unknown repository", reg.Host() + "/nothing:1", imagedriver.ErrNotFound, events.ErrNotFound, "nothing"},
 		{"entry escaping its layer", unsafe, imagedriver.ErrUnsafeEntry, events.ErrInvalid, unsafeEntry.Name},
 		{"layer that is not gzip", badGzip, imagedriver.ErrInvalidImage, events.ErrInvalid, digestOf(t, notGzip)},
 		{"layer that is not a tar", badTar, imagedriver.ErrInvalidImage, events.ErrInvalid, digestOf(t, notTar)},
-		{"registry server error", failing.host() + "/app:1", imagedriver.ErrUnavailable, events.ErrUnavailable, "503"},
+		{"registry server error", failing.Host() + "/app:1", imagedriver.ErrUnavailable, events.ErrUnavailable, "503"},
 	} {
 		s := newStore(t)
 		_, err := p.Pull(ctx, c.ref, host2022, s, imagedriver.PullOptions{})

@@ -49,7 +49,8 @@ const (
 	Corrupt
 )
 
-// Break makes the registry serve blob digest with fault f, from now on.
+// Break makes the registry serve blob digest with fault f, from now on; a
+// fault of 0 serves it as it is again.
 func (r *Registry) Break(digest string, f Fault) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -60,9 +61,20 @@ func (r *Registry) Break(digest string, f Fault) {
 }
 
 // New starts a registry.
-func New() *Registry {
-	r := &Registry{blobGets: map[string]int{},
-		inner: ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))}
+func New() *Registry { return NewWrapped(nil) }
+
+// NewWrapped starts a registry that serves what passes its auth check, its
+// blob counts and its faults with wrap(storage), storage being
+// go-containerregistry's registry: for tests that need more misbehaviour.
+// A nil wrap serves with storage itself.
+func NewWrapped(wrap func(storage http.Handler) http.Handler) *Registry {
+	// go-containerregistry's registry logs every request to stderr unless
+	// handed a logger; this one discards.
+	var inner http.Handler = ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	if wrap != nil {
+		inner = wrap(inner)
+	}
+	r := &Registry{blobGets: map[string]int{}, inner: inner}
 	r.srv = httptest.NewServer(r)
 	return r
 }
