@@ -62,25 +62,15 @@ const benchLine = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmno
 func execLogThroughput(ctx context.Context, f *agentFixture, n int) (Row, error) {
 	fctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	got, done := 0, make(chan error, 1)
-	var end time.Time
-	enough := errors.New("all lines read")
-	go func() {
-		done <- f.client.Logs(fctx, "talker", control.LogsOptions{Follow: true}, func(control.LogLine) error {
-			if got++; got == n {
-				end = time.Now()
-				return enough
-			}
-			return nil
-		})
-	}()
+	wait := followLines(fctx, f.client, "talker", n)
 	start := time.Now()
 	cmd := fmt.Sprintf("for /l %%i in (1,1,%d) do @echo %s %%i", n, benchLine)
 	if _, err := f.client.Run(ctx, "talker", runSpec("cmd", "/c", cmd)); err != nil {
 		return Row{}, err
 	}
-	if err := <-done; !errors.Is(err, enough) {
-		return Row{}, fmt.Errorf("follower read %d of %d lines: %w", got, n, err)
+	end, err := wait()
+	if err != nil {
+		return Row{}, err
 	}
 	return Row{Label: fmt.Sprintf("%d lines of ~80 B: container → log stream → logs -f", n), Figures: []Figure{
 		{Name: "lines/s", Value: float64(n) / end.Sub(start).Seconds()},

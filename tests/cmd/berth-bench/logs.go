@@ -59,18 +59,7 @@ func logsThroughput(ctx context.Context, n int, syncAlways bool) (float64, journ
 	input := strings.Repeat(strings.Repeat("x", 80)+"\n", n)
 	fctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	got, done := 0, make(chan error, 1)
-	var end time.Time
-	enough := errors.New("all lines read")
-	go func() {
-		done <- client.Logs(fctx, "talker", control.LogsOptions{Follow: true}, func(control.LogLine) error {
-			if got++; got == n {
-				end = time.Now()
-				return enough
-			}
-			return nil
-		})
-	}()
+	wait := followLines(fctx, client, "talker", n)
 	start := time.Now()
 	w := f.j.Logs()
 	w.Copy("talker", events.Stdout, strings.NewReader(input))
@@ -78,8 +67,34 @@ func logsThroughput(ctx context.Context, n int, syncAlways bool) (float64, journ
 	if c.Dropped > 0 || c.Failed > 0 {
 		cancel() // the follower would wait for lines that never come
 	}
-	if err := <-done; !errors.Is(err, enough) {
-		return 0, c, fmt.Errorf("follower read %d of %d lines: %w", got, n, err)
+	end, err := wait()
+	if err != nil {
+		return 0, c, err
 	}
 	return float64(n) / end.Sub(start).Seconds(), w.Counts(), nil
+}
+
+// followLines follows the log stream of container on client, from its
+// start, in a goroutine until n lines are read. The returned wait blocks
+// until then and returns when the last line arrived, or an error naming
+// how many lines were read if the follower ended before.
+func followLines(ctx context.Context, client *control.Client, container string, n int) (wait func() (time.Time, error)) {
+	got, done := 0, make(chan error, 1)
+	var end time.Time
+	enough := errors.New("all lines read")
+	go func() {
+		done <- client.Logs(ctx, container, control.LogsOptions{Follow: true}, func(control.LogLine) error {
+			if got++; got == n {
+				end = time.Now()
+				return enough
+			}
+			return nil
+		})
+	}()
+	return func() (time.Time, error) {
+		if err := <-done; !errors.Is(err, enough) {
+			return time.Time{}, fmt.Errorf("follower read %d of %d lines: %w", got, n, err)
+		}
+		return end, nil
+	}
 }
