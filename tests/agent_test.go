@@ -2,12 +2,16 @@ package tests
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/berthhq/berth/control"
+	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/internal/agent"
+	"github.com/berthhq/berth/journal"
 )
 
 // testNode is the node the end-to-end tests run.
@@ -34,6 +38,42 @@ func stopAgent(t *testing.T, a *agent.Agent) {
 	if err := a.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// startExternalServer starts a NATS server of the test's own on loopback,
+// with berth's NKey users made anew, shut down when the test ends. It
+// returns the server and the options of an agent that uses it (external
+// mode, one replica); the caller adds the host.
+func startExternalServer(t *testing.T) (*journal.Server, agent.Options) {
+	t.Helper()
+	dir := t.TempDir()
+	creds, err := journal.InitCredentials(filepath.Join(dir, "auth"), events.NewSubjects("", testNode))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := journal.StartServer(context.Background(), journal.ServerOptions{DataDir: dir, Listen: "127.0.0.1:-1",
+		Credentials: &creds, Subjects: events.NewSubjects("", testNode)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return srv, agent.Options{NATSURL: srv.ClientURL(), Credentials: &creds, Replicas: 1}
+}
+
+// connectClient connects a control client for testNode to srv, with a 10 s
+// timeout; its connection is closed when the test ends.
+func connectClient(t *testing.T, srv *journal.Server) *control.Client {
+	t.Helper()
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	client, err := control.NewClient(nc, testNode, control.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

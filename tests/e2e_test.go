@@ -3,14 +3,12 @@ package tests
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/berthhq/berth/control"
 	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/internal/agent"
-	"github.com/berthhq/berth/journal"
 	"github.com/berthhq/berth/winsim"
 )
 
@@ -20,32 +18,13 @@ import (
 // started before the outage.
 func TestCommandsSurviveAnAgentOutage(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	creds, err := journal.InitCredentials(filepath.Join(dir, "auth"), events.NewSubjects("", testNode))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := journal.StartServer(ctx, journal.ServerOptions{DataDir: dir, Listen: "127.0.0.1:-1",
-		Credentials: &creds, Subjects: events.NewSubjects("", testNode)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
+	srv, o := startExternalServer(t)
 	host := winsim.New()
 	defer host.Close()
-	start := func() *agent.Agent {
-		return startAgent(t, agent.Options{NATSURL: srv.ClientURL(), Credentials: &creds, Replicas: 1, Compute: host.Compute()})
-	}
+	o.Compute = host.Compute()
+	start := func() *agent.Agent { return startAgent(t, o) }
 	stop := func(a *agent.Agent) { stopAgent(t, a) }
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	client, err := control.NewClient(nc, testNode, control.WithTimeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := connectClient(t, srv)
 	spec := events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"},
 		Command: events.CommandSpec{Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
 
@@ -58,7 +37,7 @@ func TestCommandsSurviveAnAgentOutage(t *testing.T) {
 	// The agent is down: the command is stored, not answered.
 	queued := events.Command{ID: events.NewID(), Verb: events.VerbRun, Container: "during", Spec: &spec}
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	_, err = client.Do(short, queued)
+	_, err := client.Do(short, queued)
 	cancel()
 	if !errors.Is(err, control.ErrPending) {
 		t.Fatalf("command sent while the agent is down: %v, want ErrPending", err)

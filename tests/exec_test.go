@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -32,27 +31,13 @@ func newExecEnv(t *testing.T, o agent.Options) *execEnv {
 	o.DataDir, o.Compute = t.TempDir(), host.Compute()
 	a := startAgent(t, o)
 	t.Cleanup(func() { stopAgent(t, a) })
-	env := &execEnv{a: a, client: env0client(t, a)}
+	env := &execEnv{a: a, client: connectClient(t, a.Server)}
 	spec := events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"}, Command: events.CommandSpec{
 		Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
 	if _, err := env.client.Run(context.Background(), execCtr, spec); err != nil {
 		t.Fatal(err)
 	}
 	return env
-}
-
-func env0client(t *testing.T, a *agent.Agent) *control.Client {
-	t.Helper()
-	nc, err := a.Server.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	client, err := control.NewClient(nc, testNode, control.WithTimeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return client
 }
 
 func (e *execEnv) exec(t *testing.T, spec events.ExecSpec, stdin string) (string, string, events.ExecExit, error) {
@@ -292,16 +277,7 @@ func (l *lockedBuffer) String() string {
 // operator's may not.
 func TestExecWithSubjectPermissions(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	authDir := filepath.Join(dir, "auth")
-	creds, err := journal.InitCredentials(authDir, events.NewSubjects("", testNode))
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := winsim.New()
-	defer host.Close()
-	a := startAgent(t, agent.Options{DataDir: dir, Listen: "127.0.0.1:0", Credentials: &creds, Compute: host.Compute()})
-	defer stopAgent(t, a)
+	a, authDir := startListeningAgent(t, journal.TLSFiles{})
 	url := a.Server.ClientURL()
 	clientAs := func(role journal.Role) *control.Client {
 		c, err := control.NewClient(connectAs(t, url, authDir, role), testNode, control.WithTimeout(5*time.Second))

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berthhq/berth/control"
 	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/internal/agent"
 	"github.com/berthhq/berth/winsim"
@@ -22,15 +21,7 @@ func TestAgentLimits(t *testing.T) {
 	a := startAgent(t, agent.Options{DataDir: t.TempDir(), Compute: host.Compute(),
 		MountRoots: []string{`D:\data`}, MaxContainers: 1, MaxCommandSize: 2048})
 	defer stopAgent(t, a)
-	nc, err := a.Server.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	client, err := control.NewClient(nc, testNode, control.WithTimeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := connectClient(t, a.Server)
 	spec := func(mounts ...events.Mount) events.ContainerSpec {
 		return events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"}, Mounts: mounts,
 			Command: events.CommandSpec{Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
@@ -43,7 +34,7 @@ func TestAgentLimits(t *testing.T) {
 		}
 	}
 
-	_, err = client.Run(ctx, "web", spec(events.Mount{Source: `D:\data\web`, Target: `C:\web`}, events.Mount{Source: `C:\Windows`, Target: `C:\w`}))
+	_, err := client.Run(ctx, "web", spec(events.Mount{Source: `D:\data\web`, Target: `C:\web`}, events.Mount{Source: `C:\Windows`, Target: `C:\w`}))
 	refused("mount outside the roots", err, events.ErrInvalid, 400, `spec.mounts[1].source: "C:\\Windows" is outside the allowed roots`)
 	big := spec()
 	big.Labels = map[string]string{"note": strings.Repeat("x", 2048)}

@@ -25,18 +25,9 @@ func TestLogsSurviveAnAgentRestart(t *testing.T) {
 		return startAgent(t, agent.Options{DataDir: dir, Compute: host.Compute()})
 	}
 	stop := func(a *agent.Agent) { stopAgent(t, a) }
-	logs := func(a *agent.Agent) string {
-		nc, err := a.Server.Connect()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		client, err := control.NewClient(nc, testNode, control.WithTimeout(10*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
+	logs := func(client *control.Client) string {
 		var out, errs []string
-		err = client.Logs(ctx, "talker", control.LogsOptions{}, func(l control.LogLine) error {
+		err := client.Logs(ctx, "talker", control.LogsOptions{}, func(l control.LogLine) error {
 			if l.Stream == events.Stderr {
 				errs = append(errs, string(l.Data))
 			} else {
@@ -51,27 +42,19 @@ func TestLogsSurviveAnAgentRestart(t *testing.T) {
 	}
 
 	a := start()
-	nc, err := a.Server.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := control.NewClient(nc, testNode, control.WithTimeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := connectClient(t, a.Server)
 	spec := events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"}, Command: events.CommandSpec{
 		Entrypoint: []string{"cmd"}, Args: []string{"/c", "echo hi& echo oops 1>&2& echo bye& echo again 1>&2"}}}
 	if _, err := client.Run(ctx, "talker", spec); err != nil {
 		t.Fatal(err)
 	}
-	nc.Close()
 	const want = "hi,bye | oops ,again " // cmd echoes the space before a redirection
-	waitFor(t, "the container's output in the log stream", func() bool { return logs(a) == want })
+	waitFor(t, "the container's output in the log stream", func() bool { return logs(client) == want })
 	stop(a)
 
 	b := start()
 	defer stop(b)
-	if got := logs(b); got != want {
+	if got := logs(connectClient(t, b.Server)); got != want {
 		t.Errorf("after a restart the log stream holds %q, want %q", got, want)
 	}
 }
@@ -87,16 +70,7 @@ func TestReadoptedContainerOutputNotCaptured(t *testing.T) {
 	dir := t.TempDir()
 	start := func() (*agent.Agent, *control.Client) {
 		a := startAgent(t, agent.Options{DataDir: dir, Compute: host.Compute()})
-		nc, err := a.Server.Connect()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		client, err := control.NewClient(nc, testNode, control.WithTimeout(10*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a, client
+		return a, connectClient(t, a.Server)
 	}
 	lines := func(client *control.Client) int {
 		n := 0

@@ -94,11 +94,6 @@ func commandSeen(t *testing.T, client *control.Client, id string) bool {
 	return seen
 }
 
-// TestBusAuthentication runs the agent with its embedded server listening
-// on loopback with berth's NKey users, and checks who may do what: a
-// client without credentials or with an unknown key is refused, the
-// read-only operator can query and read events but its commands never
-// reach the inbox or the journal, and the control plane runs commands.
 // startListeningAgent starts an agent whose embedded server listens on
 // loopback for berth's NKey users, made anew (with TLS from tls, if set).
 // It returns the agent, stopped when the test ends, and the directory of
@@ -118,6 +113,11 @@ func startListeningAgent(t *testing.T, tls journal.TLSFiles) (*agent.Agent, stri
 	return a, authDir
 }
 
+// TestBusAuthentication runs the agent with its embedded server listening
+// on loopback with berth's NKey users, and checks who may do what: a
+// client without credentials or with an unknown key is refused, the
+// read-only operator can query and read events but its commands never
+// reach the inbox or the journal, and the control plane runs commands.
 func TestBusAuthentication(t *testing.T) {
 	ctx := context.Background()
 	a, authDir := startListeningAgent(t, journal.TLSFiles{})
