@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"maps"
@@ -51,7 +50,8 @@ func unpack(ctx context.Context, dir string, r io.Reader, diffID string) (layerM
 		return layerMeta{}, fmt.Errorf("open layer folder: %w", err)
 	}
 	defer root.Close()
-	src := &source{ctx: ctx, r: r, h: sha256.New(), diffID: diffID}
+	src := &source{ctx: ctx, r: r, h: newHasher(sha256.New()), diffID: diffID}
+	defer src.h.Close()
 	u := &unpacker{root: root, files: map[string]int64{}, links: map[string]string{}, buf: make([]byte, 256<<10)}
 	tr := tar.NewReader(src)
 	for {
@@ -87,12 +87,13 @@ func unpack(ctx context.Context, dir string, r io.Reader, diffID string) (layerM
 	return layerMeta{DiffID: diffID, Size: size, Whiteouts: u.whiteouts, Opaque: u.opaque}, nil
 }
 
-// source hashes what the tar reader reads, stops at ctx's end, and keeps the
-// underlying reader's failure so that it is not mistaken for a bad archive.
+// source hashes what the tar reader reads (on the hasher's goroutine, beside
+// the unpacking), stops at ctx's end, and keeps the underlying reader's
+// failure so that it is not mistaken for a bad archive.
 type source struct {
 	ctx    context.Context
 	r      io.Reader
-	h      hash.Hash
+	h      *hasher
 	diffID string
 	err    error // the first failure of r or ctx
 }
@@ -114,9 +115,9 @@ func (s *source) Read(p []byte) (int, error) {
 }
 
 // mismatch returns an ErrDigestMismatch error when what was read does not
-// hash to the diff id.
+// hash to the diff id. Call it once, when r has been read to its end.
 func (s *source) mismatch() error {
-	if got := "sha256:" + hex.EncodeToString(s.h.Sum(nil)); got != s.diffID {
+	if got := "sha256:" + hex.EncodeToString(s.h.Sum()); got != s.diffID {
 		return fmt.Errorf("%w: layer content has diff id %s, want %s", imagedriver.ErrDigestMismatch, got, s.diffID)
 	}
 	return nil

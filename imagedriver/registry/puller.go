@@ -18,6 +18,11 @@
 // refuses URLs of another scheme than the registry's and hosts that are IP
 // addresses in private, loopback or link-local ranges.
 //
+// Each layer's work is spread over goroutines, so that a pull keeps more
+// than one core busy even when one layer is left: one receives the blob and
+// checks its digest, another decompresses it and unpacks it into the store
+// (which hashes for the diff id on a third, in the folder store).
+//
 // Layers download in parallel, at most Options.Concurrency at once. A layer
 // streams from the registry straight into the store when its parent is
 // there when its download starts. Otherwise, a store that can unpack ahead
@@ -359,15 +364,18 @@ func (pl *pull) imported(i int) error {
 
 var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-// open fetches layer i and returns its verified, uncompressed content.
+// open fetches layer i and returns its verified, uncompressed content. The
+// blob is received and its digest checked on a goroutine of its own, ahead
+// of the decompression and the store's unpacking.
 func (pl *pull) open(i int) (io.ReadCloser, error) {
 	blob, err := pl.blob(i)
 	if err != nil {
 		return nil, err
 	}
-	rc, err := uncompressed(blob, blob)
+	ra := newReadAhead(blob)
+	rc, err := uncompressed(ra, ra)
 	if err != nil {
-		blob.Close()
+		ra.Close()
 		return nil, err
 	}
 	return rc, nil

@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,7 +41,9 @@ func init() {
 // command to an agent with an empty folder layer store: download, verify,
 // decompress, unpack into Files/ and Hives/, record) and crane pulling it
 // into a tarball (download and verify only). It reports the median of each,
-// in compressed MiB/s, and their ratio.
+// in compressed MiB/s, and their ratio. CPU s is the CPU time of that median
+// run where the platform tells: for berth, this process's (agent and
+// registry); for crane, its process's and this one's (the registry).
 func benchImage(ctx context.Context, short bool) ([]Row, error) {
 	crane, err := findCrane()
 	if err != nil {
@@ -61,33 +64,37 @@ func benchImage(ctx context.Context, short bool) ([]Row, error) {
 		return nil, err
 	}
 	const runs = 3
-	var berthTimes, craneTimes []time.Duration
+	var berthRuns, craneRuns []pullRun
 	for range runs {
-		d, err := berthPull(ctx, ref)
+		r, err := berthPull(ctx, ref)
 		if err != nil {
 			return nil, fmt.Errorf("berth pull: %w", err)
 		}
-		berthTimes = append(berthTimes, d)
-		d, err = cranePull(ctx, crane, ref)
+		berthRuns = append(berthRuns, r)
+		r, err = cranePull(ctx, crane, ref)
 		if err != nil {
 			return nil, fmt.Errorf("crane pull: %w", err)
 		}
-		craneTimes = append(craneTimes, d)
+		craneRuns = append(craneRuns, r)
 	}
 	mib := float64(size) / (1 << 20)
-	row := func(label string, ds []time.Duration) (Row, float64) {
-		slices.Sort(ds)
-		med := ds[len(ds)/2]
-		rate := mib / med.Seconds()
-		return Row{Label: label, Figures: []Figure{
+	row := func(label string, rs []pullRun) (Row, float64) {
+		slices.SortFunc(rs, func(a, b pullRun) int { return cmp.Compare(a.wall, b.wall) })
+		med := rs[len(rs)/2]
+		rate := mib / med.wall.Seconds()
+		figs := []Figure{
 			{Name: "MiB", Value: mib, Format: "%.1f"},
-			{Name: "median s", Value: med.Seconds(), Format: "%.2f"},
-			{Name: "best s", Value: ds[0].Seconds(), Format: "%.2f"},
+			{Name: "median s", Value: med.wall.Seconds(), Format: "%.2f"},
+			{Name: "best s", Value: rs[0].wall.Seconds(), Format: "%.2f"},
 			{Name: "MiB/s", Value: rate, Format: "%.1f"},
-		}}, rate
+		}
+		if med.cpu > 0 {
+			figs = append(figs, Figure{Name: "CPU s", Value: med.cpu.Seconds(), Format: "%.2f"})
+		}
+		return Row{Label: label, Figures: figs}, rate
 	}
-	b, br := row("berth image.pull → dirlayer (unpacked)", berthTimes)
-	c, cr := row("crane pull → tarball ("+crane+")", craneTimes)
+	b, br := row("berth image.pull → dirlayer (unpacked)", berthRuns)
+	c, cr := row("crane pull → tarball ("+crane+")", craneRuns)
 	return []Row{b, c, {Label: "berth / crane throughput", Figures: []Figure{{Name: "MiB/s", Value: br / cr, Format: "%.2f×"}}}}, nil
 }
 
@@ -172,17 +179,23 @@ func benchImageOf(total, n int) (v1.Image, int64, error) {
 	return img, size, err
 }
 
+// pullRun is one timed pull: its wall time, and the CPU time it took (zero
+// when the platform does not tell).
+type pullRun struct {
+	wall, cpu time.Duration
+}
+
 // berthPull starts an agent with an empty layer store and times one
 // image.pull of ref through its command inbox.
-func berthPull(ctx context.Context, ref string) (time.Duration, error) {
+func berthPull(ctx context.Context, ref string) (pullRun, error) {
 	dir, err := os.MkdirTemp("", "berth-bench-image-")
 	if err != nil {
-		return 0, err
+		return pullRun{}, err
 	}
 	defer os.RemoveAll(dir)
 	store, err := dirlayer.New(filepath.Join(dir, "layers"))
 	if err != nil {
-		return 0, err
+		return pullRun{}, err
 	}
 	host := winsim.New()
 	defer host.Close()
@@ -195,7 +208,7 @@ func berthPull(ctx context.Context, ref string) (time.Duration, error) {
 		Logger: zerolog.New(os.Stderr).Level(zerolog.WarnLevel),
 	})
 	if err != nil {
-		return 0, err
+		return pullRun{}, err
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -204,37 +217,45 @@ func berthPull(ctx context.Context, ref string) (time.Duration, error) {
 	}()
 	nc, err := a.Server.Connect()
 	if err != nil {
-		return 0, err
+		return pullRun{}, err
 	}
 	defer nc.Close()
 	client, err := control.NewClient(nc, benchNode, control.WithTimeout(10*time.Minute))
 	if err != nil {
-		return 0, err
+		return pullRun{}, err
 	}
+	cpu0, cpuOK := processCPU()
 	start := time.Now()
 	res, err := client.Pull(ctx, ref, events.PullAlways, nil)
-	took := time.Since(start)
+	run := pullRun{wall: time.Since(start)}
+	if cpu1, _ := processCPU(); cpuOK {
+		run.cpu = cpu1 - cpu0
+	}
 	if err == nil && !res.Pulled {
 		err = errors.New("the image was not fetched")
 	}
-	return took, err
+	return run, err
 }
 
 // cranePull times crane pulling ref into a tarball.
-func cranePull(ctx context.Context, crane, ref string) (time.Duration, error) {
+func cranePull(ctx context.Context, crane, ref string) (pullRun, error) {
 	dir, err := os.MkdirTemp("", "berth-bench-crane-")
 	if err != nil {
-		return 0, err
+		return pullRun{}, err
 	}
 	defer os.RemoveAll(dir)
 	cmd := exec.CommandContext(ctx, crane, "pull", "--insecure", ref, filepath.Join(dir, "image.tar"))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	cpu0, cpuOK := processCPU()
 	start := time.Now()
 	err = cmd.Run()
-	took := time.Since(start)
+	run := pullRun{wall: time.Since(start)}
 	if err != nil {
-		return 0, fmt.Errorf("%w: %s", err, stderr.Bytes())
+		return pullRun{}, fmt.Errorf("%w: %s", err, stderr.Bytes())
 	}
-	return took, nil
+	if cpu1, _ := processCPU(); cpuOK {
+		run.cpu = cpu1 - cpu0 + cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	return run, nil
 }
