@@ -219,7 +219,7 @@ func (u *unpacker) entry(hdr *tar.Header, body io.Reader) error {
 			return entryFault(hdr.Name, err)
 		}
 		w := &fileWriter{f: f}
-		n, err := io.CopyBuffer(w, body, u.buf)
+		n, err := copyFull(w, body, u.buf)
 		if cerr := f.Close(); w.err == nil && cerr != nil {
 			w.err = cerr
 		}
@@ -332,8 +332,35 @@ func (u *unpacker) viaLink(name string) string {
 	return ""
 }
 
-// fileWriter writes to f, keeping its failure apart from the reader's. It
-// also hides *os.File's ReadFrom, so that io.CopyBuffer uses its buffer.
+// copyFull copies r to w until r ends, in writes of len(buf) bytes but the
+// last: a decompressor hands out a few KiB per read, and a write for each
+// would cost a system call each.
+func copyFull(w io.Writer, r io.Reader, buf []byte) (int64, error) {
+	var written int64
+	for {
+		n, rerr := 0, error(nil)
+		for n < len(buf) && rerr == nil {
+			var k int
+			k, rerr = r.Read(buf[n:])
+			n += k
+		}
+		if n > 0 {
+			k, err := w.Write(buf[:n])
+			written += int64(k)
+			if err != nil {
+				return written, err
+			}
+		}
+		if rerr == io.EOF {
+			return written, nil
+		}
+		if rerr != nil {
+			return written, rerr
+		}
+	}
+}
+
+// fileWriter writes to f, keeping its failure apart from the reader's.
 type fileWriter struct {
 	f   *os.File
 	err error
