@@ -36,6 +36,7 @@ type Client struct {
 	js      jetstream.JetStream
 	subj    events.Subjects
 	timeout time.Duration
+	replies replies
 }
 
 // ClientOption configures a [Client].
@@ -106,12 +107,11 @@ func (c *Client) Do(ctx context.Context, cmd events.Command) (events.Reply, erro
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 
-	inbox := c.nc.NewRespInbox()
-	sub, err := c.nc.SubscribeSync(inbox)
+	inbox, replies, forget, err := c.replies.await(c.nc)
 	if err != nil {
-		return events.Reply{}, fmt.Errorf("reply subscription: %w", err)
+		return events.Reply{}, err
 	}
-	defer func() { _ = sub.Unsubscribe() }()
+	defer forget()
 
 	msg := nats.NewMsg(c.subj.Command(cmd.Verb))
 	msg.Data = data
@@ -130,12 +130,11 @@ func (c *Client) Do(ctx context.Context, cmd events.Command) (events.Reply, erro
 		return events.Reply{}, fmt.Errorf("command %s: %w: the inbox already holds this id, and its reply goes to the first sender", cmd.ID, ErrPending)
 	}
 
-	rm, err := sub.NextMsgWithContext(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return events.Reply{}, fmt.Errorf("command %s (%s) is in %s as message %d: %w: %w", cmd.ID, strings.TrimSpace(cmd.Verb+" "+cmd.Container), ack.Stream, ack.Sequence, ErrPending, ctx.Err())
-		}
-		return events.Reply{}, fmt.Errorf("command %s reply: %w", cmd.ID, err)
+	var rm *nats.Msg
+	select {
+	case rm = <-replies:
+	case <-ctx.Done():
+		return events.Reply{}, fmt.Errorf("command %s (%s) is in %s as message %d: %w: %w", cmd.ID, strings.TrimSpace(cmd.Verb+" "+cmd.Container), ack.Stream, ack.Sequence, ErrPending, ctx.Err())
 	}
 	r, err := events.DecodeReply(rm.Data)
 	if err != nil {

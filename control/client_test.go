@@ -3,6 +3,7 @@ package control_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -56,6 +57,37 @@ func TestClient_ContainerVerbs(t *testing.T) {
 	got := h.agent.submitted()
 	if got[5].Timeout == nil || got[5].Timeout.Std() != 5*time.Second {
 		t.Errorf("stop reached the agent as %+v, want a 5s timeout", got[5])
+	}
+}
+
+// Concurrent commands on one client share its reply subscription, and each
+// call gets the reply to its own command.
+func TestClient_ConcurrentCommandsGetTheirOwnReplies(t *testing.T) {
+	h := newHarness(t, hconfig{})
+	ctx := context.Background()
+	if _, err := h.client.Create(ctx, "warm", *spec("img")); err != nil {
+		t.Fatal(err)
+	}
+	subs := h.cnc.NumSubscriptions()
+	const n = 32
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			id := fmt.Sprintf("web-%d", i)
+			res, err := h.client.Create(ctx, id, *spec("img"))
+			if err == nil && res.Container != id {
+				err = fmt.Errorf("create %s answered for %s", id, res.Container)
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if got := h.cnc.NumSubscriptions(); got != subs {
+		t.Errorf("the client holds %d subscriptions after %d commands, %d before", got, n, subs)
 	}
 }
 
