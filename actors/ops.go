@@ -143,11 +143,8 @@ func (e *opEnv) run(ctx context.Context) opResult {
 	if !ok {
 		return e.finish(ctx, &r, res, nil, err)
 	}
-	if err := e.record(ctx, &r, res...); err != nil {
-		return e.abort(r, err)
-	}
 	e.sys = r.sys
-	return e.startSystem(ctx, &r)
+	return e.startSystem(ctx, &r, res...)
 }
 
 // createSystem records the intent, attaches the container to the node's
@@ -264,9 +261,11 @@ func (e *opEnv) start(ctx context.Context) opResult {
 
 // startSystem boots the system and starts the init process. If either
 // fails, the system is stopped again and the container has exited with a
-// runtime error: no exit code is invented.
-func (e *opEnv) startSystem(ctx context.Context, r *opResult) opResult {
-	if err := e.intent(ctx, r, events.ContainerStarting, nil); err != nil {
+// runtime error: no exit code is invented. The facts of the operation so
+// far (a run's create outcome) are recorded in one batch with the start's
+// intent.
+func (e *opEnv) startSystem(ctx context.Context, r *opResult, facts ...events.Event) opResult {
+	if err := e.record(ctx, r, append(facts, e.event(events.ContainerStarting, nil))...); err != nil {
 		return e.abort(*r, err)
 	}
 	spec := e.rec.Spec
