@@ -48,6 +48,7 @@ type netState struct {
 	eager    bool // create the network as soon as the actor is idle
 	waiting  []*leaseReq
 	commands []events.Command // configure commands waiting for the actor to be idle
+	renewing []chan error     // reconciliation waits for the network's re-creation
 }
 
 // Messages to the network actor.
@@ -72,6 +73,9 @@ type (
 		d      *events.NetworkConfiguredData // nil when nothing was recorded
 		answer *answer
 	}
+	// renewNetwork asks for the network's creation again: the journal says
+	// it was created, the host no longer has it. done receives the outcome.
+	renewNetwork struct{ done chan error }
 )
 
 // lease is an address on the node's network for one container, with what
@@ -156,6 +160,10 @@ func (a *networkActor) Receive(ctx actor.Context) {
 	case *cmdMsg:
 		s.commands = append(s.commands, m.cmd)
 		a.pump(ctx)
+	case *renewNetwork:
+		s.net.ID, s.eager = "", true
+		s.renewing = append(s.renewing, m.done)
+		a.pump(ctx)
 	case *ensured:
 		s.busy = false
 		if m.err != nil {
@@ -166,6 +174,10 @@ func (a *networkActor) Receive(ctx actor.Context) {
 		} else {
 			s.net.ID = m.net.ID
 		}
+		for _, done := range s.renewing {
+			done <- m.err
+		}
+		s.renewing = nil
 		a.pump(ctx)
 	case *configured:
 		s.busy = false

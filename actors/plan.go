@@ -25,6 +25,16 @@ type Observed struct {
 	// store.
 	Scratch    []imagedriver.Scratch `json:"scratch,omitempty"`
 	Incomplete []imagedriver.Layer   `json:"incomplete,omitempty"`
+	// Network is the host's network of the name the fold's created network
+	// has, with an empty ID when the host has none; nil when the fold has
+	// no created network or the agent has no network driver.
+	Network *ObservedNetwork `json:"network,omitempty"`
+}
+
+// ObservedNetwork is the host's view of the node's network.
+type ObservedNetwork struct {
+	Name string `json:"name"`
+	ID   string `json:"id,omitempty"`
 }
 
 // ObservedSystem is one of our compute systems.
@@ -52,8 +62,9 @@ const (
 )
 
 // Plan decides, from the fold st (what the journal believes) and obs (what
-// the host holds), what reconciliation does: one action per container that
-// needs one, then one per host object of ours that no live container owns.
+// the host holds), what reconciliation does: the network's re-creation when
+// the host lost it, one action per container that needs one, then one per
+// host object of ours that no live container owns.
 // Objects without our owner tag are never in obs, so never in the plan.
 // Plan is pure: the same inputs give the same actions, in the same order.
 //
@@ -63,12 +74,28 @@ const (
 // need to know how far each host call got.
 func Plan(st *events.State, obs Observed) []events.Action {
 	var plan []events.Action
+	if a, ok := planNetwork(st.Network, obs.Network); ok {
+		plan = append(plan, a)
+	}
 	for _, id := range slices.Sorted(maps.Keys(st.Containers)) {
 		if a, ok := planContainer(st.Containers[id], obs.Systems); ok {
 			plan = append(plan, a)
 		}
 	}
 	return append(plan, planReaps(st, obs)...)
+}
+
+// planNetwork decides about the node's network: the fold's network nw,
+// created, must be the host's network of its name, seen as on.
+func planNetwork(nw *events.Network, on *ObservedNetwork) (events.Action, bool) {
+	if nw == nil || nw.Phase != events.NetworkPhaseCreated || on == nil || on.ID == nw.ID {
+		return events.Action{}, false
+	}
+	why := "created in the journal, gone from the host"
+	if on.ID != "" {
+		why = "the host's network of this name has another id"
+	}
+	return events.Action{Kind: events.ActionRecreateNetwork, Object: nw.Name, Why: why}, true
 }
 
 // planContainer decides about one container of the fold.

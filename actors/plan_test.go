@@ -167,3 +167,40 @@ func TestPlanIsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// The node's network is created again when the journal says it was created
+// and the host has no network of its name (or one with another id); it is
+// left alone otherwise.
+func TestPlanRecreatesALostNetwork(t *testing.T) {
+	created := &events.Network{Phase: events.NetworkPhaseCreated, ID: "net-1"}
+	created.Name = "berth-overlay"
+	configured := &events.Network{Phase: events.NetworkPhaseConfigured}
+	configured.Name = "berth-overlay"
+	recreate := func(why string) []events.Action {
+		return []events.Action{{Kind: events.ActionRecreateNetwork, Object: "berth-overlay", Why: why}}
+	}
+	for _, tc := range []struct {
+		name string
+		nw   *events.Network
+		on   *actors.ObservedNetwork
+		want []events.Action
+	}{
+		{"on the host with its id: nothing", created, &actors.ObservedNetwork{Name: "berth-overlay", ID: "net-1"}, nil},
+		{"gone from the host: recreated", created, &actors.ObservedNetwork{Name: "berth-overlay"},
+			recreate("created in the journal, gone from the host")},
+		{"on the host with another id: recreated (adopted if its shape matches)", created, &actors.ObservedNetwork{Name: "berth-overlay", ID: "net-2"},
+			recreate("the host's network of this name has another id")},
+		{"not observed (no network driver): nothing", created, nil, nil},
+		{"configured, never created: nothing (the network actor creates it)", configured, &actors.ObservedNetwork{Name: "berth-overlay"}, nil},
+		{"no network: nothing", nil, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := events.NewState("n1", events.DefaultWindow)
+			st.Network = tc.nw
+			got := actors.Plan(st, actors.Observed{Network: tc.on})
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("plan (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/berthhq/berth/events"
@@ -65,6 +66,13 @@ func (n *Node) Observe(ctx context.Context, st *events.State) (Observed, error) 
 		if err != nil {
 			return obs, fmt.Errorf("listing endpoints: %w", err)
 		}
+		if nw := st.Network; nw != nil && nw.Phase == events.NetworkPhaseCreated {
+			on, err := n.observeNetwork(ctx, nw.Name)
+			if err != nil {
+				return obs, err
+			}
+			obs.Network = on
+		}
 	}
 	if ls := n.cfg.Layers; ls != nil {
 		var h imagedriver.Holdings
@@ -75,6 +83,19 @@ func (n *Node) Observe(ctx context.Context, st *events.State) (Observed, error) 
 		obs.Scratch, obs.Incomplete = h.Scratches, h.Incomplete
 	}
 	return obs, nil
+}
+
+// observeNetwork looks up the host's network named name.
+func (n *Node) observeNetwork(ctx context.Context, name string) (*ObservedNetwork, error) {
+	var nw netdriver.Network
+	err := n.hostCall(ctx, "network.get", func() (err error) { nw, err = n.cfg.Network.GetNetwork(ctx, name); return err })
+	switch {
+	case errors.Is(err, netdriver.ErrNotFound):
+		return &ObservedNetwork{Name: name}, nil
+	case err != nil:
+		return nil, fmt.Errorf("looking up network %s: %w", name, err)
+	}
+	return &ObservedNetwork{Name: name, ID: nw.ID}, nil
 }
 
 // observeInit looks at init process pid of system id: nil when the host
@@ -146,7 +167,7 @@ func (n *Node) Reconcile(ctx context.Context) (events.ReconciledData, error) {
 	plan := Plan(st, obs)
 	results := make([]events.ActionResult, len(plan))
 	for _, stage := range [][]events.ActionKind{
-		containerActions,
+		append([]events.ActionKind{events.ActionRecreateNetwork}, containerActions...),
 		{events.ActionReapSystem},
 		{events.ActionReapEndpoint, events.ActionReapScratch, events.ActionReapLayer},
 	} {
@@ -213,15 +234,14 @@ func (n *Node) execute(ctx context.Context, a events.Action) events.ActionResult
 	ictx, cancel := context.WithTimeout(ctx, n.cfg.ReconcileTimeout)
 	defer cancel()
 	var err error
-	if slices.Contains(containerActions, a.Kind) {
+	switch {
+	case slices.Contains(containerActions, a.Kind):
 		done := make(chan error, 1)
-		n.sys.Root.Send(n.pid, &reconcileMsg{action: a, done: done})
-		select {
-		case err = <-done:
-		case <-ictx.Done():
-			err = ictx.Err()
-		}
-	} else {
+		err = n.ask(ictx, n.pid, &reconcileMsg{action: a, done: done}, done)
+	case a.Kind == events.ActionRecreateNetwork:
+		done := make(chan error, 1)
+		err = n.ask(ictx, n.netPID.Load(), &renewNetwork{done: done}, done)
+	default:
 		err = n.reap(ictx, a)
 	}
 	r := events.ActionResult{Action: a, Outcome: events.OutcomeOK}
@@ -235,6 +255,17 @@ func (n *Node) execute(ctx context.Context, a events.Action) events.ActionResult
 		n.cfg.Logger.Warn().Err(err).Str("action", string(a.Kind)).Str("container", a.Container).Str("object", a.Object).Msg("reconcile action failed; the next start plans it again")
 	}
 	return r
+}
+
+// ask sends m to pid and waits for its answer on done, or for ctx.
+func (n *Node) ask(ctx context.Context, pid *actor.PID, m any, done <-chan error) error {
+	n.sys.Root.Send(pid, m)
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // reap removes a host object no live container owns, and records it.

@@ -36,6 +36,11 @@ const (
 	// ActionAbortStart stops a system whose start was interrupted after it
 	// booted (its init process is unknown) and records a runtime error.
 	ActionAbortStart ActionKind = "abort_start"
+	// ActionRecreateNetwork creates the node's network again (or adopts the
+	// host's network of its name) when the journal says it was created but
+	// the host no longer has it, as after a host reboot; containers created
+	// afterwards get their endpoints on it.
+	ActionRecreateNetwork ActionKind = "recreate_network"
 	// ActionReapSystem terminates and releases a compute system carrying
 	// our owner tag that no live container owns.
 	ActionReapSystem ActionKind = "reap_system"
@@ -57,7 +62,8 @@ type Action struct {
 	// no container owns).
 	Container string `json:"container,omitempty"`
 	// Object is the host object a reap removes: a compute system id, an
-	// endpoint id, a scratch layer's container id or a layer's chain id.
+	// endpoint id, a scratch layer's container id or a layer's chain id;
+	// for recreate_network, the network's name.
 	Object string `json:"object,omitempty"`
 	// Pid is the init process an adopt reopens (0: the container is not
 	// running).

@@ -69,6 +69,51 @@ func TestReconcileMarksAVanishedContainerHostLost(t *testing.T) {
 	r.drained(ctx)
 }
 
+// A host reboot takes the network, its endpoints and the compute systems
+// with it: the next agent creates the network again, so that new containers
+// get endpoints, and marks the lost container host_lost.
+func TestReconcileRecreatesALostNetwork(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	r.start(nil)
+	_, err := r.client.ConfigureNetwork(ctx, events.NetworkConfig{ClusterCIDR: "10.200.0.0/16", NodeSlice: "10.200.1.0/24", Type: "nat"})
+	r.must("network configure", err)
+	_, err = r.client.Run(ctx, "before", pingSpec)
+	r.must("run", err)
+	st, err := r.client.State(ctx, 0)
+	r.must("state", err)
+	old := st.Network.ID
+	r.stop()
+
+	r.must("crash", r.host.CrashSystem("before"))
+	hcn := r.host.Network()
+	eps, err := hcn.ListEndpoints(ctx, "berth-")
+	r.must("list endpoints", err)
+	for _, ep := range eps {
+		r.must("delete endpoint", hcn.DeleteEndpoint(ctx, ep.ID))
+	}
+	r.must("delete network", hcn.DeleteNetwork(ctx, st.Network.Name))
+
+	r.start(nil)
+	defer r.stop()
+	if rec := reconciled(t, r); rec.Summary["recreate_network/ok"] != 1 || rec.Summary["mark_exited/ok"] != 1 {
+		t.Fatalf("summary %v, want the network recreated and one container marked exited", rec.Summary)
+	}
+	nw, err := hcn.GetNetwork(ctx, st.Network.Name)
+	r.must("network after restart", err)
+	if st, err = r.client.State(ctx, 0); err != nil || st.Network.ID != nw.ID || nw.ID == old {
+		t.Fatalf("the fold's network id %q (%v), the host's %q, before %q: want the new host id", st.Network.ID, err, nw.ID, old)
+	}
+	c, err := r.client.Run(ctx, "after", pingSpec)
+	r.must("run after the reboot", err)
+	if got, err := r.client.Inspect(ctx, c.Container); err != nil || got.Endpoint == nil {
+		t.Fatalf("after: %+v %v, want an endpoint", got, err)
+	}
+	_, err = r.client.Remove(ctx, "before", false)
+	r.must("remove the lost container", err)
+	r.settled(ctx)
+}
+
 func TestReconcileRecordsAnExitWhileTheAgentWasDown(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t)
