@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -112,6 +113,53 @@ func TestLinksInsideTheLayer(t *testing.T) {
 	}
 	if l.Size != int64(len("MZ tool")+len("second")) {
 		t.Errorf("Size = %d; a hard link and a replaced file add nothing", l.Size)
+	}
+}
+
+// TestFolderReplaced checks entries that replace a folder the unpacking
+// has written into (and keeps open) with a file or a link, and then make it
+// a folder again: each lands where its name says, and nothing of the
+// replaced folder is left.
+func TestFolderReplaced(t *testing.T) {
+	s := newStore(t)
+	b, d := imagedrivertest.Tar(t,
+		imagedrivertest.Entry{Name: "Files/app/bin/a.exe", Body: "a"},
+		imagedrivertest.Entry{Name: "Files/app/bin/b.exe", Body: "b"},
+		imagedrivertest.Entry{Name: "Files/app", Body: "now a file"},
+		imagedrivertest.Entry{Name: "Files/other/c.txt", Body: "c"},
+		imagedrivertest.Entry{Name: "Files/other", Type: tar.TypeSymlink, Linkname: "app"},
+		imagedrivertest.Entry{Name: "Files/app/bin/d.exe", Body: "d"},
+	)
+	// Files/app/bin/d.exe needs Files/app to be a folder, which a file is
+	// not: refused, naming the entry.
+	if _, err := s.Import(ctx, d, nil, bytes.NewReader(b)); !errors.Is(err, imagedriver.ErrInvalidImage) || !strings.Contains(err.Error(), "Files/app/bin/d.exe") {
+		t.Fatalf("a file where a folder must go: %v; want ErrInvalidImage naming Files/app/bin/d.exe", err)
+	}
+	b, d = imagedrivertest.Tar(t,
+		imagedrivertest.Entry{Name: "Files/app/bin/a.exe", Body: "a"},
+		imagedrivertest.Entry{Name: "Files/app", Body: "now a file"},
+		imagedrivertest.Entry{Name: "Files/app", Type: tar.TypeDir},
+		imagedrivertest.Entry{Name: "Files/app/bin/d.exe", Body: "d"},
+		imagedrivertest.Entry{Name: "Files/x/y/e.txt", Body: "e"},
+		imagedrivertest.Entry{Name: "Files/x", Type: tar.TypeSymlink, Linkname: "app"},
+		imagedrivertest.Entry{Name: "Files/x2/f.txt", Body: "f"},
+	)
+	l := importTar(t, s, b, d)
+	files := filepath.Join(l.Path, "Files")
+	if got := readFile(t, filepath.Join(files, "app", "bin", "d.exe")); got != "d" {
+		t.Errorf("d.exe: %q", got)
+	}
+	if _, err := os.Lstat(filepath.Join(files, "app", "bin", "a.exe")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a.exe of the replaced folder: %v; want it gone", err)
+	}
+	if fi, err := os.Lstat(filepath.Join(files, "x")); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Errorf("Files/x: %v, %v; want the symbolic link", fi, err)
+	}
+	if got := readFile(t, filepath.Join(files, "x2", "f.txt")); got != "f" {
+		t.Errorf("f.txt: %q", got)
+	}
+	if l.Size != int64(len("d")+len("f")) {
+		t.Errorf("Size = %d; want the files that are left", l.Size)
 	}
 }
 
