@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -49,6 +51,9 @@ type testRegistry struct {
 	gate     chan struct{}
 	gateAt   int
 	gateOnly map[string]bool // the digests the gate holds
+	// stallAfter holds blob GETs by digest: the registry sends that many
+	// bytes of the blob, then nothing more until the request ends.
+	stallAfter map[string]int
 }
 
 func newTestRegistry(t testing.TB) *testRegistry {
@@ -62,7 +67,7 @@ func newTestRegistry(t testing.TB) *testRegistry {
 func (r *testRegistry) wrap(storage http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
-		gate, status := r.gate, r.manifestStatus
+		gate, status, stallAfter := r.gate, r.manifestStatus, r.stallAfter
 		r.mu.Unlock()
 		if status != 0 && strings.Contains(req.URL.Path, "/manifests/") {
 			http.Error(w, http.StatusText(status), status)
@@ -94,6 +99,16 @@ func (r *testRegistry) wrap(storage http.Handler) http.Handler {
 			case <-req.Context().Done():
 				return
 			}
+		}
+		if n, ok := stallAfter[digest]; ok {
+			rec := httptest.NewRecorder()
+			storage.ServeHTTP(rec, req)
+			maps.Copy(w.Header(), rec.Header())
+			w.WriteHeader(rec.Code)
+			w.Write(rec.Body.Bytes()[:n])
+			w.(http.Flusher).Flush()
+			<-req.Context().Done()
+			return
 		}
 		storage.ServeHTTP(w, req)
 	})

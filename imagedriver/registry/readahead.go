@@ -13,10 +13,11 @@ const (
 var errReadAfterClose = errors.New("read after close")
 
 // readAhead reads src on a goroutine of its own, up to readAheadChunks
-// chunks of readAheadChunk bytes ahead of its reader: what reading a blob
-// costs (receiving it, and go-containerregistry's digest check) then runs
-// beside what is done with it (decompressing and unpacking), not in turn.
-// It passes src's bytes and its final error on as they are.
+// reads (of at most readAheadChunk bytes each) ahead of its reader: what
+// reading a blob costs (receiving it, and go-containerregistry's digest
+// check) then runs beside what is done with it (decompressing and
+// unpacking), not in turn. It passes src's bytes and its final error on as
+// they are, each read's bytes as soon as they came.
 //
 // Close closes src first, so that a read blocked on the network ends, then
 // waits for the goroutine: src's Close must be safe to call while a Read
@@ -60,11 +61,12 @@ func (r *readAhead) fill() {
 		case <-r.stop:
 			return
 		}
-		n, err := 0, error(nil)
-		for n < len(b) && err == nil {
-			var k int
-			k, err = r.src.Read(b[n:])
-			n += k
+		// One read a chunk: what the network has is handed over at once,
+		// so that the reader can refuse a bad start of a blob that then
+		// stalls. A chunk fills up when the reader falls behind.
+		n, err := r.src.Read(b)
+		for n == 0 && err == nil {
+			n, err = r.src.Read(b)
 		}
 		r.full <- chunk{b[:n], err}
 		if err != nil {

@@ -474,6 +474,27 @@ func TestBrokenTransfer(t *testing.T) {
 	}
 }
 
+// TestRefusedLayerEndsAStalledDownload checks that a layer the store
+// refuses from its first entry fails the pull at once, even when the
+// registry then stalls mid-blob: the bytes that came are handed to the
+// store without waiting for more, and giving up on the blob ends its
+// download. (A pull that waited would end only with the test's context.)
+func TestRefusedLayerEndsAStalledDownload(t *testing.T) {
+	t.Parallel()
+	reg := newTestRegistry(t)
+	layer := plainLayer(t, unsafeEntry, imagedrivertest.Entry{Name: "Files/big.bin", Body: strings.Repeat("b", 1<<20)})
+	ref := reg.push(t, "stalls:1", winImage(t, "10.0.20348.2227", layer))
+	reg.set(func(r *testRegistry) { r.stallAfter = map[string]int{digestOf(t, layer): 8 << 10} })
+	s := newStore(t)
+	_, err := newPuller(t, registry.Options{}).Pull(testContext(t), ref, host2022, s, imagedriver.PullOptions{})
+	if !errors.Is(err, imagedriver.ErrUnsafeEntry) || !strings.Contains(err.Error(), unsafeEntry.Name) {
+		t.Fatalf("Pull = %v; want ErrUnsafeEntry naming %q", err, unsafeEntry.Name)
+	}
+	if all, _ := s.List(testContext(t)); len(all) != 0 {
+		t.Errorf("store holds %v", all)
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	reg := newTestRegistry(t)
