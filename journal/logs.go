@@ -68,8 +68,24 @@ func (c *Config) setLogDefaults() {
 	}
 }
 
+// openLogs creates or updates the log stream and its writer. A log stream
+// of one replica persists asynchronously: the server writes lines to its
+// files within milliseconds and syncs them at its sync interval, not one
+// fsync per line as the journal does, so that a chatty container does not
+// load the disk the journal syncs to. A server killed outright loses the
+// last few milliseconds of output; power loss loses what was not synced.
+// Replicated streams do not offer the mode and stay as the server is set,
+// and so does an existing stream: the server does not change the mode of a
+// stream.
 func (j *Journal) openLogs(ctx context.Context, nc *nats.Conn) error {
 	s := j.cfg.Subjects
+	persist := jetstream.DefaultPersistMode
+	if j.cfg.Replicas <= 1 {
+		persist = jetstream.AsyncPersistMode
+	}
+	if st, err := j.js.Stream(ctx, s.LogStream()); err == nil {
+		persist = st.CachedInfo().Config.PersistMode
+	}
 	if _, err := j.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              s.LogStream(),
 		Description:       "berth container output of node " + s.Node,
@@ -82,6 +98,7 @@ func (j *Journal) openLogs(ctx context.Context, nc *nats.Conn) error {
 		MaxMsgsPerSubject: -1,
 		AllowDirect:       true,
 		Replicas:          j.cfg.Replicas,
+		PersistMode:       persist,
 	}); err != nil {
 		return err
 	}

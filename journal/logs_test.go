@@ -187,6 +187,41 @@ func TestOpen_LogStreamLimits(t *testing.T) {
 	}
 }
 
+// A new log stream persists asynchronously; the event stream syncs every
+// write (the server's SyncAlways). A log stream an earlier agent created
+// keeps its mode, which the server does not change.
+func TestOpen_LogStreamPersistsAsync(t *testing.T) {
+	ctx := testCtx(t)
+	subj := events.NewSubjects("", node)
+	mode := func(js jetstream.JetStream, name string) jetstream.PersistModeType {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.CachedInfo().Config.PersistMode
+	}
+
+	s := startServer(t, "")
+	open(t, s, Config{})
+	js := rawJS(t, s)
+	if got := mode(js, subj.LogStream()); got != jetstream.AsyncPersistMode {
+		t.Errorf("new log stream persist mode %v, want async", got)
+	}
+	if got := mode(js, subj.EventStream()); got != jetstream.DefaultPersistMode {
+		t.Errorf("event stream persist mode %v, want default", got)
+	}
+
+	s = startServer(t, "")
+	js = rawJS(t, s)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: subj.LogStream(), Subjects: []string{subj.Logs("")}, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	open(t, s, Config{})
+	if got := mode(js, subj.LogStream()); got != jetstream.DefaultPersistMode {
+		t.Errorf("existing log stream persist mode %v, want it kept (default)", got)
+	}
+}
+
 // TestLogWriter_RateLimitPerContainer writes more output than the rate
 // allows on both streams of one container at once: what is kept stays
 // within the budget, the rest is counted and stands as marker lines that

@@ -19,7 +19,9 @@ func init() {
 // benchLogs writes n lines through the journal's log writer, as the
 // agent's Output hook does, while a follower on a second connection reads
 // them with Client.Logs, and reports the lines per second that reached the
-// follower, timed from the first write to the last line read.
+// follower, timed from the first write to the last line read. The server
+// syncs every write or not (SyncAlways, the journal's setting); the log
+// stream persists asynchronously either way (journal.Open).
 func benchLogs(ctx context.Context, short bool) ([]Row, error) {
 	n := 200_000
 	if short {
@@ -31,7 +33,7 @@ func benchLogs(ctx context.Context, short bool) ([]Row, error) {
 		if err != nil {
 			return nil, err
 		}
-		rows = append(rows, Row{Label: fmt.Sprintf("%d lines, SyncAlways=%v", n, sync), Figures: []Figure{
+		rows = append(rows, Row{Label: fmt.Sprintf("%d lines, server SyncAlways=%v", n, sync), Figures: []Figure{
 			{Name: "lines/s", Value: rate},
 			{Name: "MB/s", Value: rate * 81 / 1e6, Format: "%.1f"},
 			{Name: "dropped", Value: float64(c.Dropped)},
