@@ -111,13 +111,16 @@ func (s *State) index() {
 // the state unchanged; an event with a payload that does not decode is
 // refused with ErrInvalid. Events of kinds this fold does not track are
 // accepted and only advance Seq.
-func (s *State) Apply(e *Event) error {
+func (s *State) Apply(e *Event) error { return s.apply(e, nil) }
+
+// apply is Apply with e's data decoded ahead (see ApplyDecoded).
+func (s *State) apply(e *Event, pre any) error {
 	var err error
 	switch e.Kind() {
 	case KindContainer:
-		err = s.applyContainer(e)
+		err = s.applyContainer(e, pre)
 	case KindNode:
-		err = s.applyNode(e)
+		err = s.applyNode(e, pre)
 	case KindNetwork:
 		err = s.applyNetwork(e)
 	case KindImage:
@@ -132,12 +135,12 @@ func (s *State) Apply(e *Event) error {
 	return nil
 }
 
-func (s *State) applyNode(e *Event) error {
+func (s *State) applyNode(e *Event, pre any) error {
 	if e.Type != NodeCommandCompleted {
 		return nil
 	}
 	var d CommandCompletedData
-	if err := e.Decode(&d); err != nil {
+	if err := decodeAs(e, pre, &d); err != nil {
 		return err
 	}
 	s.index()
@@ -229,9 +232,9 @@ func Allowed(typ string, p Phase) bool {
 	return false
 }
 
-func (s *State) applyContainer(e *Event) error {
+func (s *State) applyContainer(e *Event, pre any) error {
 	if e.Type == ContainerExecStarted || e.Type == ContainerExecExited {
-		return s.applyExec(e)
+		return s.applyExec(e, pre)
 	}
 	t, known := transitions[e.Type]
 	if !known {
@@ -260,17 +263,17 @@ func (s *State) applyContainer(e *Event) error {
 	)
 	switch e.Type {
 	case ContainerCreating:
-		err = e.Decode(&creating)
+		err = decodeAs(e, pre, &creating)
 	case ContainerCreated:
-		err = e.Decode(&created)
+		err = decodeAs(e, pre, &created)
 	case ContainerStarted:
-		err = e.Decode(&started)
+		err = decodeAs(e, pre, &started)
 	case ContainerStopping:
-		err = e.Decode(&stopping)
+		err = decodeAs(e, pre, &stopping)
 	case ContainerExited:
-		err = e.Decode(&exit)
+		err = decodeAs(e, pre, &exit)
 	case ContainerCreateFailed, ContainerRemoveFailed, ContainerUnknown:
-		err = e.Decode(&failure)
+		err = decodeAs(e, pre, &failure)
 	}
 	if err != nil {
 		return err
@@ -339,11 +342,11 @@ func (s *State) applyContainer(e *Event) error {
 // container; its exit may be recorded in any phase, even after the
 // container's record has left the fold (a forced remove ends its execs).
 // Neither changes the container's phase or intent.
-func (s *State) applyExec(e *Event) error {
+func (s *State) applyExec(e *Event, pre any) error {
 	c := s.Containers[e.Subject]
 	if e.Type == ContainerExecStarted {
 		var d ExecStartedData
-		if err := e.Decode(&d); err != nil {
+		if err := decodeAs(e, pre, &d); err != nil {
 			return err
 		}
 		if c == nil || c.Phase != PhaseRunning {
@@ -357,7 +360,7 @@ func (s *State) applyExec(e *Event) error {
 		return nil
 	}
 	var x ExecExit
-	if err := e.Decode(&x); err != nil {
+	if err := decodeAs(e, pre, &x); err != nil {
 		return err
 	}
 	if c != nil {

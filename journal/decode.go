@@ -14,11 +14,27 @@ import (
 // names, strings without escapes) are read in place; anything else, and
 // every document DecodeEvent would refuse, goes through DecodeEvent, which
 // also words the errors.
-func decodeEvent(b []byte, in interner) (events.Event, error) {
-	if ev, ok := fastDecode(b, in); ok {
-		return ev, nil
+//
+// With data set, decodeEvent also returns the event's data decoded by
+// events.DecodeData (nil when there is none, or when it does not decode:
+// the fold then decodes it again and words the error).
+func decodeEvent(b []byte, in interner, data bool) (events.Event, any, error) {
+	ev, ok := fastDecode(b, in)
+	var d any
+	if ok && data {
+		d, _ = events.DecodeData(&ev)
 	}
-	return events.DecodeEvent(b)
+	// Decoding the data checked that it is valid JSON; the fast path did not.
+	if !ok || (d == nil && len(ev.Data) > 0 && !json.Valid(ev.Data)) {
+		var err error
+		if ev, err = events.DecodeEvent(b); err != nil {
+			return ev, nil, err
+		}
+		if data {
+			d, _ = events.DecodeData(&ev)
+		}
+	}
+	return ev, d, nil
 }
 
 // interner holds the few distinct values of the fields that repeat from
@@ -77,8 +93,8 @@ func fastDecode(b []byte, in interner) (ev events.Event, ok bool) {
 			ev.Schema, ok = s.small()
 		case "data":
 			bit = 1 << 9
-			ev.Data, ok = s.value()
-			ok = ok && ev.Data[0] != 'n' && json.Valid(ev.Data)
+			ev.Data, ok = s.value() // validated by decodeEvent
+			ok = ok && ev.Data[0] != 'n'
 		default:
 			return ev, false
 		}

@@ -29,17 +29,29 @@ func documents(t testing.TB) [][]byte {
 	return docs
 }
 
-// sameDecode checks that decodeEvent and events.DecodeEvent agree on b.
+// sameDecode checks that decodeEvent and events.DecodeEvent agree on b,
+// and that the data decodeEvent decodes ahead is what the fold would
+// decode itself.
 func sameDecode(t *testing.T, b []byte) {
 	t.Helper()
 	want, wantErr := events.DecodeEvent(b)
-	got, err := decodeEvent(b, interner{})
-	if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
-		t.Fatalf("decoding %s: error %v, DecodeEvent says %v", b, err, wantErr)
-	}
-	if err == nil {
+	for _, withData := range []bool{false, true} {
+		got, data, err := decodeEvent(b, interner{}, withData)
+		if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
+			t.Fatalf("decoding %s: error %v, DecodeEvent says %v", b, err, wantErr)
+		}
+		if err != nil {
+			continue
+		}
 		if d := cmp.Diff(want, got); d != "" {
 			t.Fatalf("decoding %s differs from DecodeEvent (-want +got):\n%s", b, d)
+		}
+		wantData, _ := events.DecodeData(&want)
+		if !withData {
+			wantData = nil
+		}
+		if d := cmp.Diff(wantData, data); d != "" {
+			t.Fatalf("data of %s differs from DecodeData's (-want +got):\n%s", b, d)
 		}
 	}
 }

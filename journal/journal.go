@@ -134,9 +134,10 @@ type Journal struct {
 	cancel context.CancelFunc
 	exited chan struct{} // closed when the writer goroutine returns
 
-	bootMu sync.Mutex
-	booted atomic.Bool
-	last   atomic.Uint64 // last durable sequence; written by Boot, then only by the writer
+	bootMu    sync.Mutex
+	booted    atomic.Bool
+	bootStats BootStats     // written by Boot before booted is set
+	last      atomic.Uint64 // last durable sequence; written by Boot, then only by the writer
 
 	failMu   sync.Mutex
 	failed   error         // ErrFenced once fenced
@@ -254,18 +255,46 @@ func (j *Journal) Boot(ctx context.Context) (*events.State, error) {
 	if j.booted.Load() {
 		return nil, errors.New("journal boot: already booted")
 	}
+	var bs BootStats
+	start := time.Now()
 	last, err := j.streamLast(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("journal boot: %w", err)
 	}
-	st, err := j.stateAt(ctx, last)
+	bs.Last, bs.Lookup = last, time.Since(start)
+	st, err := j.stateAt(ctx, last, &bs)
 	if err != nil {
 		return nil, fmt.Errorf("journal boot: %w", err)
 	}
 	j.last.Store(last)
+	j.bootStats = bs
 	j.booted.Store(true)
-	j.log.Info().Uint64("seq", last).Int("containers", len(st.Containers)).Msg("journal booted")
+	j.log.Info().Uint64("seq", last).Int("containers", len(st.Containers)).
+		Uint64("snapshot_seq", bs.SnapshotSeq).Int("snapshot_bytes", bs.SnapshotBytes).
+		Dur("snapshot_get", bs.SnapshotGet).Dur("snapshot_decode", bs.SnapshotDecode).
+		Int("tail_events", bs.TailEvents).Dur("tail", bs.Tail).Msg("journal booted")
 	return st, nil
+}
+
+// BootStats says what Boot read and where its time went.
+type BootStats struct {
+	Last           uint64        // the stream's last sequence, the fence
+	Lookup         time.Duration // reading Last
+	SnapshotSeq    uint64        // the sequence of the snapshot used; 0 for none
+	SnapshotBytes  int           // its stored (compressed) size
+	SnapshotGet    time.Duration // reading its head and chunks from the bucket
+	SnapshotDecode time.Duration // checking, decompressing and decoding it
+	TailEvents     int           // events folded after the snapshot
+	Tail           time.Duration // reading and folding them
+}
+
+// BootStats returns the figures of Boot; they are zero before Boot
+// returns.
+func (j *Journal) BootStats() BootStats {
+	if !j.booted.Load() {
+		return BootStats{}
+	}
+	return j.bootStats
 }
 
 // streamLast returns the stream's last sequence (0 when empty). It asks the

@@ -3,6 +3,9 @@ package journal
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -15,6 +18,17 @@ import (
 // event that does not decode stops Replay with an ErrCorrupt error naming
 // its sequence; an error from fn stops it and is returned as is.
 func (j *Journal) Replay(ctx context.Context, from, to uint64, fn func(*events.Event) error) error {
+	return j.replay(ctx, from, to, false, func(ev *events.Event, _ any) error { return fn(ev) })
+}
+
+// replay is Replay; with data set, it also decodes each event's data with
+// events.DecodeData and hands it to fn (nil when there is none).
+//
+// Receiving, decoding and folding run on different goroutines: a reader
+// receives messages in chunks, decoders decode the chunks in parallel, and
+// the caller's goroutine calls fn for the chunks in stream order. Every
+// goroutine ends before replay returns.
+func (j *Journal) replay(ctx context.Context, from, to uint64, data bool, fn func(*events.Event, any) error) error {
 	last, err := j.streamLast(ctx)
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
@@ -39,75 +53,135 @@ func (j *Journal) Replay(ctx context.Context, from, to uint64, fn func(*events.E
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
-	// A reader goroutine receives and decodes events ahead of fn, so that
-	// decoding and folding run on two cores. It ends before Replay returns.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	chunks := make(chan []events.Event, 4)
-	done := make(chan struct{})
-	var readErr error
-	go func() {
-		defer close(done)
+	decoders := max(2, runtime.GOMAXPROCS(0))
+	work := make(chan *chunk, decoders)
+	ordered := make(chan *chunk, 2*decoders)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(ordered)
+		defer close(work)
 		defer it.Stop()
-		defer close(chunks)
-		readErr = decodeRange(ctx, it, to, chunks)
-	}()
-	var fnErr error
-fold:
-	for evs := range chunks {
-		for i := range evs {
-			if fnErr = fn(&evs[i]); fnErr != nil {
-				break fold
+		receive(ctx, it, to, work, ordered)
+	})
+	for range decoders {
+		wg.Go(func() {
+			in := interner{}
+			for c := range work {
+				c.decode(in, data)
+			}
+		})
+	}
+	defer wg.Wait()
+	for c := range ordered {
+		<-c.done
+		for i := range c.evs {
+			if err := fn(&c.evs[i], c.data[i]); err != nil {
+				cancel()
+				return err
 			}
 		}
+		if c.err != nil {
+			cancel()
+			return c.err
+		}
 	}
-	cancel()
-	<-done
-	if fnErr != nil {
-		return fnErr
-	}
-	return readErr
+	return nil
 }
 
-// replayChunk is how many decoded events the reader hands over at a time.
+// replayChunk is how many events make one chunk.
 const replayChunk = 256
 
-// decodeRange receives events from it up to sequence to and sends them,
-// decoded, in chunks.
-func decodeRange(ctx context.Context, it jetstream.MessagesContext, to uint64, chunks chan<- []events.Event) error {
-	evs := make([]events.Event, 0, replayChunk)
-	in := interner{}
+// A chunk is a run of consecutive messages, decoded by one decoder and then
+// folded in stream order. Its fields are set by the decoder before it
+// closes done, and read only after.
+type chunk struct {
+	msgs []jetstream.Msg
+	seqs []uint64
+	done chan struct{}
+
+	evs  []events.Event // the events decoded, in order
+	data []any          // their data, when the replay decodes it
+	err  error          // why the events stop short of msgs, if they do
+}
+
+// receive reads messages from it up to sequence to and sends them in
+// chunks, each to the decoders (work) and, after, to the fold (ordered). An
+// error ends the reading with a last chunk carrying it.
+func receive(ctx context.Context, it jetstream.MessagesContext, to uint64, work, ordered chan<- *chunk) {
+	send := func(c *chunk) bool {
+		for _, ch := range []chan<- *chunk{work, ordered} {
+			select {
+			case ch <- c:
+			case <-ctx.Done():
+				return false
+			}
+		}
+		return true
+	}
+	fail := func(err error) {
+		c := &chunk{err: fmt.Errorf("replay: %w", err), done: make(chan struct{})}
+		close(c.done)
+		select {
+		case ordered <- c:
+		case <-ctx.Done():
+		}
+	}
+	c := newChunk()
 	for {
 		m, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
-			return fmt.Errorf("replay: %w", err)
+			if len(c.msgs) > 0 && !send(c) {
+				return
+			}
+			fail(err)
+			return
 		}
 		md, err := m.Metadata()
 		if err != nil {
-			return fmt.Errorf("replay: %w", err)
+			if len(c.msgs) > 0 && !send(c) {
+				return
+			}
+			fail(err)
+			return
 		}
 		seq := md.Sequence.Stream
 		end := seq >= to || md.NumPending == 0
 		if seq <= to {
-			ev, err := decodeEvent(m.Data(), in)
-			if err != nil {
-				return fmt.Errorf("%w: event at sequence %d: %w", ErrCorrupt, seq, err)
-			}
-			ev.Seq = seq
-			evs = append(evs, ev)
+			c.msgs = append(c.msgs, m)
+			c.seqs = append(c.seqs, seq)
 		}
-		if len(evs) == replayChunk || end {
-			select {
-			case chunks <- evs:
-			case <-ctx.Done():
-				return ctx.Err()
+		if len(c.msgs) == replayChunk || end {
+			if !send(c) || end {
+				return
 			}
-			evs = make([]events.Event, 0, replayChunk)
-		}
-		if end {
-			return nil
+			c = newChunk()
 		}
 	}
+}
+
+func newChunk() *chunk {
+	return &chunk{msgs: make([]jetstream.Msg, 0, replayChunk), seqs: make([]uint64, 0, replayChunk), done: make(chan struct{})}
+}
+
+// decode decodes the chunk's messages, up to the first that does not
+// decode, and closes done.
+func (c *chunk) decode(in interner, data bool) {
+	defer close(c.done)
+	c.evs = make([]events.Event, 0, len(c.msgs))
+	c.data = make([]any, 0, len(c.msgs))
+	for i, m := range c.msgs {
+		ev, d, err := decodeEvent(m.Data(), in, data)
+		if err != nil {
+			c.err = fmt.Errorf("%w: event at sequence %d: %w", ErrCorrupt, c.seqs[i], err)
+			break
+		}
+		ev.Seq = c.seqs[i]
+		c.evs = append(c.evs, ev)
+		c.data = append(c.data, d)
+	}
+	c.msgs = nil // the events hold what they need of the messages' data
 }
 
 // StateAt folds the journal from the start (or from the latest snapshot,
@@ -123,23 +197,31 @@ func (j *Journal) StateAt(ctx context.Context, seq uint64) (*events.State, error
 	if seq > last {
 		return nil, fmt.Errorf("%w: state at %d: the journal ends at sequence %d", events.ErrNotFound, seq, last)
 	}
-	st, err := j.stateAt(ctx, seq)
+	st, err := j.stateAt(ctx, seq, nil)
 	if err != nil {
 		return nil, fmt.Errorf("state at %d: %w", seq, err)
 	}
 	return st, nil
 }
 
-func (j *Journal) stateAt(ctx context.Context, seq uint64) (*events.State, error) {
-	st, err := j.loadSnapshot(ctx, seq)
+// stateAt folds up to seq, recording where the time went in bs (when not
+// nil).
+func (j *Journal) stateAt(ctx context.Context, seq uint64, bs *BootStats) (*events.State, error) {
+	if bs == nil {
+		bs = new(BootStats)
+	}
+	st, err := j.loadSnapshot(ctx, seq, bs)
 	if err != nil {
 		return nil, err
 	}
 	if st == nil {
 		st = events.NewState(j.cfg.Subjects.Node, j.cfg.Window)
 	}
-	err = j.Replay(ctx, st.Seq+1, seq, func(ev *events.Event) error {
-		if err := st.Apply(ev); err != nil {
+	start := time.Now()
+	defer func() { bs.Tail = time.Since(start) }()
+	err = j.replay(ctx, st.Seq+1, seq, true, func(ev *events.Event, data any) error {
+		bs.TailEvents++
+		if err := st.ApplyDecoded(ev, data); err != nil {
 			return fmt.Errorf("%w: event at sequence %d (%s %s): %w", ErrCorrupt, ev.Seq, ev.Short(), ev.ID, err)
 		}
 		return nil

@@ -1,30 +1,29 @@
 package journal
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
+	"time"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/berthhq/berth/events"
 )
 
 // SnapshotSchema is the version of the snapshot document berth writes.
-const SnapshotSchema = 1
+const SnapshotSchema = snapshotCBOR
 
-// A snapshot is the gzip-compressed JSON document {seq, schema, state},
-// cut into chunks that each fit in one message. The chunks go to one of two
-// slots ("a.0", "a.1", ... or "b.0", ...), the one the current head does not
-// name; the head key, written last, names the slot, the chunk count and the
-// SHA-256 of the compressed bytes. A torn write leaves the old head in
+// A snapshot is the compressed document {seq, schema, state} (see
+// snapshotCBOR for its encodings), cut into chunks that each fit in one
+// message. The chunks go to one of two slots ("a.0", "a.1", ... or "b.0",
+// ...), the one the current head does not name; the head key, written
+// last, names the slot, the schema, the chunk count and the SHA-256 of the
+// compressed bytes. A torn write leaves the old head in
 // place, and a head whose chunks do not match its hash is ignored.
 const headKey = "head"
 
@@ -63,15 +62,10 @@ func (j *Journal) SaveSnapshot(ctx context.Context, st *events.State) error {
 	if head != nil && head.Seq >= st.Seq && head.Seq <= j.last.Load() {
 		return nil // the stored snapshot is as new (a head beyond the stream is stale and replaced)
 	}
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if err := json.NewEncoder(zw).Encode(snapshotDoc{Seq: st.Seq, Schema: SnapshotSchema, State: st}); err != nil {
-		return fmt.Errorf("snapshot encoding: %w", err)
+	data, err := encodeSnapshot(snapshotDoc{Seq: st.Seq, State: st})
+	if err != nil {
+		return err
 	}
-	if err := zw.Close(); err != nil {
-		return fmt.Errorf("snapshot compression: %w", err)
-	}
-	data := buf.Bytes()
 	sum := sha256.Sum256(data)
 	next := snapshotHead{Seq: st.Seq, Schema: SnapshotSchema, Slot: "a", Size: len(data), SHA256: hex.EncodeToString(sum[:])}
 	if head != nil && head.Slot == "a" {
@@ -128,7 +122,8 @@ func (j *Journal) snapshotHead(ctx context.Context) (*snapshotHead, uint64, erro
 // before sequence upTo, and nil when there is none. A snapshot that is
 // torn, of a newer schema or of another node is logged and ignored: the
 // caller folds the journal from the start instead.
-func (j *Journal) loadSnapshot(ctx context.Context, upTo uint64) (*events.State, error) {
+func (j *Journal) loadSnapshot(ctx context.Context, upTo uint64, bs *BootStats) (*events.State, error) {
+	start := time.Now()
 	h, _, err := j.snapshotHead(ctx)
 	if err != nil || h == nil {
 		return nil, err
@@ -154,18 +149,13 @@ func (j *Journal) loadSnapshot(ctx context.Context, upTo uint64) (*events.State,
 		}
 		data = append(data, e.Value()...)
 	}
+	bs.SnapshotBytes, bs.SnapshotGet = len(data), time.Since(start)
+	start = time.Now()
+	defer func() { bs.SnapshotDecode = time.Since(start) }()
 	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != h.SHA256 {
 		return ignore("chunks do not match the head's hash", nil)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(data))
-	if err != nil {
-		return ignore("not gzip", err)
-	}
-	var doc snapshotDoc
-	err = json.NewDecoder(zr).Decode(&doc)
-	if err == nil {
-		_, err = io.Copy(io.Discard, zr) // reaches the end, which checks the gzip checksum
-	}
+	doc, err := decodeSnapshot(h.Schema, data)
 	if err != nil {
 		return ignore("does not decode", err)
 	}
@@ -182,6 +172,7 @@ func (j *Journal) loadSnapshot(ctx context.Context, upTo uint64) (*events.State,
 		st.Containers = map[string]*events.Container{}
 	}
 	st.Window = j.cfg.Window
+	bs.SnapshotSeq = h.Seq
 	if cur := j.snapSeq.Load(); h.Seq > cur {
 		j.snapSeq.CompareAndSwap(cur, h.Seq)
 	}

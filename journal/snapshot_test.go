@@ -77,7 +77,7 @@ func TestSnapshotPlusTail(t *testing.T) {
 	if err := j2.SaveSnapshot(testCtx(t), early); err != nil {
 		t.Fatal(err)
 	}
-	if st, err := j2.loadSnapshot(testCtx(t), j2.LastSeq()); err != nil || st.Seq != mid.Seq {
+	if st, err := j2.loadSnapshot(testCtx(t), j2.LastSeq(), new(BootStats)); err != nil || st.Seq != mid.Seq {
 		t.Fatalf("an older state replaced the snapshot: %v, %v", st, err)
 	}
 }
@@ -110,7 +110,7 @@ func TestLargeSnapshot(t *testing.T) {
 	if want := (h.Size + j.chunkSize - 1) / j.chunkSize; h.Chunks != want || want < 2 {
 		t.Fatalf("a %d byte snapshot was stored in %d chunks, want %d (at least 2)", h.Size, h.Chunks, want)
 	}
-	got, err := j.loadSnapshot(testCtx(t), seq)
+	got, err := j.loadSnapshot(testCtx(t), seq, new(BootStats))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestSnapshotTornOrStale(t *testing.T) {
 	}
 	load := func() *events.State {
 		t.Helper()
-		st, err := j.loadSnapshot(testCtx(t), j.LastSeq())
+		st, err := j.loadSnapshot(testCtx(t), j.LastSeq(), new(BootStats))
 		if err != nil {
 			t.Fatal(err)
 		}

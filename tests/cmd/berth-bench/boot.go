@@ -97,10 +97,6 @@ func benchBoot(ctx context.Context, short bool) ([]Row, error) {
 	for i := range lcs {
 		lcs[i] = &lifecycle{prefix: fmt.Sprintf("h%d", i)}
 	}
-	kv, err := f.js.KeyValue(ctx, events.NewSubjects("", benchNode).SnapshotBucket())
-	if err != nil {
-		return nil, err
-	}
 	// A booted node appends (its reconciliation), which fences the
 	// writer: it takes over from the new end.
 	reopen := func() error {
@@ -124,7 +120,18 @@ func benchBoot(ctx context.Context, short bool) ([]Row, error) {
 		if err := flush(); err != nil {
 			return nil, err
 		}
+		kv, err := f.js.KeyValue(ctx, events.NewSubjects("", benchNode).SnapshotBucket())
+		if err != nil {
+			return nil, err
+		}
 		_ = kv.Purge(ctx, "head") // no snapshot
+		// The server's start with the whole history inside the duplicates
+		// window, as only a node that wrote it all in the last 15 minutes
+		// would have it.
+		fresh, err := f.restart(ctx, false)
+		if err != nil {
+			return nil, err
+		}
 		cold, err := bootOnce(ctx, f, host, live)
 		if err != nil {
 			return nil, fmt.Errorf("%d events, no snapshot: %w", st.Seq, err)
@@ -146,22 +153,50 @@ func benchBoot(ctx context.Context, short bool) ([]Row, error) {
 			what string
 			r    bootResult
 		}{{"no snapshot", cold}, {"snapshot at the tail", warm}} {
+			b.r.fresh = fresh
+			ms := func(name string, d time.Duration) Figure {
+				return Figure{Name: name, Value: d.Seconds() * 1000, Format: "%.0f"}
+			}
 			rows = append(rows, Row{Label: fmt.Sprintf("%d events, %d running, %s", st.Seq, live, b.what), Figures: []Figure{
+				ms("nats (fresh) ms", b.r.fresh),
+				ms("nats ms", b.r.nats),
+				ms("open ms", b.r.open),
+				ms("last ms", b.r.stats.Lookup),
+				ms("snap get ms", b.r.stats.SnapshotGet),
+				ms("snap decode ms", b.r.stats.SnapshotDecode),
+				{Name: "tail events", Value: float64(b.r.stats.TailEvents)},
+				ms("tail ms", b.r.stats.Tail),
+				ms("spawn ms", b.r.spawn),
 				{Name: "replay s", Value: b.r.replay.Seconds(), Format: "%.2f"},
 				{Name: "reconcile s", Value: b.r.reconcile.Seconds(), Format: "%.2f"},
 				{Name: "boot to ready s", Value: (b.r.replay + b.r.reconcile).Seconds(), Format: "%.2f"},
+				{Name: "with nats s", Value: (b.r.nats + b.r.replay + b.r.reconcile).Seconds(), Format: "%.2f"},
 			}})
 		}
 	}
 	return rows, nil
 }
 
-type bootResult struct{ replay, reconcile time.Duration }
+// bootResult is where one boot spent its time. replay runs from opening
+// the journal to the actors being spawned; nats is the embedded server's
+// start on the existing store (stream recovery) before that, with the
+// history older than the duplicates window; fresh is the same start with
+// all of it inside the window (see journalFixture.restart).
+type bootResult struct {
+	fresh, nats, open, spawn, replay, reconcile time.Duration
+	stats                                       journal.BootStats
+}
 
-// bootOnce starts a node on the journal and the host as berthd does, up to
-// the end of reconciliation, and stops it again.
+// bootOnce restarts the embedded server on its store, then starts a node
+// on the journal and the host as berthd does, up to the end of
+// reconciliation, and stops it again.
 func bootOnce(ctx context.Context, f *journalFixture, host *winsim.Host, live int) (bootResult, error) {
 	var r bootResult
+	took, err := f.restart(ctx, true)
+	if err != nil {
+		return r, err
+	}
+	r.nats = took
 	session := host.Compute()
 	defer session.Abandon()
 	n, err := actors.New(actors.Config{Node: benchNode, Compute: session, Logger: zerolog.Nop()})
@@ -174,13 +209,17 @@ func bootOnce(ctx context.Context, f *journalFixture, host *winsim.Host, live in
 		return r, err
 	}
 	defer j.Close()
+	r.open = time.Since(start)
 	st, err := j.Boot(ctx)
 	if err != nil {
 		return r, err
 	}
+	r.stats = j.BootStats()
+	spawn := time.Now()
 	if err := n.Start(j, st); err != nil {
 		return r, err
 	}
+	r.spawn = time.Since(spawn)
 	r.replay = time.Since(start)
 	rec, err := n.Reconcile(ctx)
 	r.reconcile = time.Since(start) - r.replay

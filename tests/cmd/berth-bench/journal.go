@@ -23,15 +23,16 @@ const benchNode = "bench"
 // journalFixture is an embedded server in a fresh directory with the
 // journal of benchNode open on it.
 type journalFixture struct {
-	dir string
-	srv *journal.Server
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	j   *journal.Journal
+	dir        string
+	syncAlways bool
+	srv        *journal.Server
+	nc         *nats.Conn
+	js         jetstream.JetStream
+	j          *journal.Journal
 }
 
 func newJournalFixture(ctx context.Context, syncAlways bool, cfg journal.Config) (_ *journalFixture, err error) {
-	f := &journalFixture{}
+	f := &journalFixture{syncAlways: syncAlways}
 	defer func() {
 		if err != nil {
 			f.close()
@@ -54,6 +55,46 @@ func newJournalFixture(ctx context.Context, syncAlways bool, cfg journal.Config)
 		return nil, err
 	}
 	return f, nil
+}
+
+// restart shuts the server down cleanly and starts it again on the same
+// store, as a restarted berthd does, and returns how long the start took
+// (up to a connection). The fixture's journal is closed; open another.
+//
+// On start the server reads again every event still inside the stream's
+// duplicates window (15 minutes), to rebuild its table of message ids. A
+// bench writes its whole history within minutes, which a node does not: with
+// aged set, the window is shortened to one second before the shutdown, so
+// that the history is older than the window as on a node, and the start
+// reads none of it. Journal.Open restores the window.
+func (f *journalFixture) restart(ctx context.Context, aged bool) (time.Duration, error) {
+	if aged {
+		s, err := f.js.Stream(ctx, events.NewSubjects("", benchNode).EventStream())
+		if err != nil {
+			return 0, err
+		}
+		cfg := s.CachedInfo().Config
+		cfg.Duplicates = time.Second
+		if _, err := f.js.UpdateStream(ctx, cfg); err != nil {
+			return 0, err
+		}
+		time.Sleep(time.Second)
+	}
+	_ = f.j.Close()
+	f.nc.Close()
+	f.srv.Shutdown()
+	f.nc, f.srv = nil, nil
+	start := time.Now()
+	var err error
+	if f.srv, err = journal.StartServer(ctx, journal.ServerOptions{DataDir: f.dir, SyncAlways: f.syncAlways}); err != nil {
+		return 0, err
+	}
+	if f.nc, err = f.srv.Connect(); err != nil {
+		return 0, err
+	}
+	took := time.Since(start)
+	f.js, err = jetstream.New(f.nc)
+	return took, err
 }
 
 func (f *journalFixture) close() {

@@ -1,0 +1,55 @@
+package events
+
+// DecodeData decodes e's data into the value Apply reads for e's type, so
+// that a replay can decode events on other goroutines than the one that
+// folds them (see [State.ApplyDecoded]). It returns nil, and no error, for
+// a type whose data Apply does not read on its hot path, and for an event
+// without data. The value it returns belongs to the caller.
+func DecodeData(e *Event) (any, error) {
+	if len(e.Data) == 0 {
+		return nil, nil
+	}
+	var v any
+	switch e.Type {
+	case ContainerCreating:
+		v = new(CreatingData)
+	case ContainerCreated:
+		v = new(CreatedData)
+	case ContainerStarted:
+		v = new(StartedData)
+	case ContainerStopping:
+		v = new(StoppingData)
+	case ContainerExited:
+		v = new(Exit)
+	case ContainerCreateFailed, ContainerRemoveFailed, ContainerUnknown:
+		v = new(FailureData)
+	case ContainerExecStarted:
+		v = new(ExecStartedData)
+	case ContainerExecExited:
+		v = new(ExecExit)
+	case NodeCommandCompleted:
+		v = new(CommandCompletedData)
+	default:
+		return nil, nil
+	}
+	if err := e.Decode(v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// ApplyDecoded is Apply for an event whose data was decoded by DecodeData:
+// data must be what DecodeData returned for e, or nil, in which case Apply
+// decodes the data itself. The state it leaves and the error it returns
+// are Apply's.
+func (s *State) ApplyDecoded(e *Event, data any) error { return s.apply(e, data) }
+
+// decodeAs sets *dst to the data DecodeData decoded ahead (pre), or decodes
+// e's data into it when pre holds none of that type.
+func decodeAs[T any](e *Event, pre any, dst *T) error {
+	if p, ok := pre.(*T); ok {
+		*dst = *p
+		return nil
+	}
+	return e.Decode(dst)
+}
