@@ -131,10 +131,15 @@ func (c *Client) Do(ctx context.Context, cmd events.Command) (events.Reply, erro
 	}
 
 	var rm *nats.Msg
+	queued := func(why error) error {
+		return fmt.Errorf("command %s (%s) is in %s as message %d: %w: %w", cmd.ID, strings.TrimSpace(cmd.Verb+" "+cmd.Container), ack.Stream, ack.Sequence, ErrPending, why)
+	}
 	select {
 	case rm = <-replies:
+	case <-c.replies.gone:
+		return events.Reply{}, queued(nats.ErrConnectionClosed)
 	case <-ctx.Done():
-		return events.Reply{}, fmt.Errorf("command %s (%s) is in %s as message %d: %w: %w", cmd.ID, strings.TrimSpace(cmd.Verb+" "+cmd.Container), ack.Stream, ack.Sequence, ErrPending, ctx.Err())
+		return events.Reply{}, queued(ctx.Err())
 	}
 	r, err := events.DecodeReply(rm.Data)
 	if err != nil {

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/berthhq/berth/control"
 	"github.com/berthhq/berth/events"
 )
@@ -88,6 +91,31 @@ func TestClient_ConcurrentCommandsGetTheirOwnReplies(t *testing.T) {
 	}
 	if got := h.cnc.NumSubscriptions(); got != subs {
 		t.Errorf("the client holds %d subscriptions after %d commands, %d before", got, n, subs)
+	}
+}
+
+// A call waiting for a reply ends when its connection closes: the command
+// stays queued.
+func TestClient_DoEndsWhenTheConnectionCloses(t *testing.T) {
+	h := newHarness(t, hconfig{noInbox: true})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	js, err := jetstream.New(h.nc) // the agent's connection stays open
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { // closes the client's connection once the command is queued
+		for ctx.Err() == nil {
+			if st, err := js.Stream(ctx, h.subj.CommandStream()); err == nil && st.CachedInfo().State.Msgs > 0 {
+				h.cnc.Close()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	_, err = h.client.Create(ctx, "web-1", *spec("img"))
+	if !errors.Is(err, nats.ErrConnectionClosed) || !errors.Is(err, control.ErrPending) {
+		t.Fatalf("create while the connection closed: %v, want ErrPending and nats.ErrConnectionClosed", err)
 	}
 }
 

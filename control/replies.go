@@ -12,25 +12,31 @@ import (
 // wildcard subscription per client instead of one subscription per command.
 // The subscription is made at the first command and lasts as long as the
 // connection; its delivery goroutine belongs to nats.go and ends when the
-// connection closes.
+// connection closes, which closes gone.
 type replies struct {
 	once   sync.Once
 	err    error
-	prefix string // reply subjects are prefix + token
+	prefix string        // reply subjects are prefix + token
+	gone   chan struct{} // closed when the subscription ends
 
 	mu   sync.Mutex
 	wait map[string]chan *nats.Msg
 }
 
 // await returns a fresh reply subject, the channel its first reply arrives
-// on, and a func that forgets the subject; the caller must call it.
+// on, and a func that forgets the subject; the caller must call it. No
+// reply arrives once r.gone is closed.
 func (r *replies) await(nc *nats.Conn) (string, <-chan *nats.Msg, func(), error) {
 	r.once.Do(func() {
 		r.prefix = nc.NewInbox() + "."
 		r.wait = make(map[string]chan *nats.Msg)
-		if _, err := nc.Subscribe(r.prefix+"*", r.deliver); err != nil {
+		r.gone = make(chan struct{})
+		sub, err := nc.Subscribe(r.prefix+"*", r.deliver)
+		if err != nil {
 			r.err = fmt.Errorf("reply subscription: %w", err)
+			return
 		}
+		sub.SetClosedHandler(func(string) { close(r.gone) })
 	})
 	if r.err != nil {
 		return "", nil, nil, r.err
