@@ -103,7 +103,9 @@ func TestExecStdioAndExitCode(t *testing.T) {
 	if len(lines) != 40000 || lines[39999] != "line 40000 of many lines" || x.Frames == 0 {
 		t.Errorf("got %d lines (last %q), %d frames; want 40000", len(lines), lines[len(lines)-1], x.Frames)
 	}
-	evs := e.execEvents(t)
+	// A session's exec_exited is recorded after its client has the exit.
+	var evs []events.Event
+	waitFor(t, "started and exited of 6 execs", func() bool { evs = e.execEvents(t); return len(evs) >= 12 })
 	if len(evs) != 12 {
 		t.Fatalf("%d exec events, want 12 (started and exited of 6 execs)", len(evs))
 	}
