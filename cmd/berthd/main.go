@@ -199,10 +199,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		return fmt.Errorf("--log-max-bytes %q: want a size of at least 1Mi such as 512Mi or 2Gi", o.logMaxBytes)
 	}
 	logRate, err := events.ParseSize(o.logRate)
-	if o.logRate == "0" {
-		logRate, err = 0, nil
-	}
-	if err != nil || logRate < 0 || logRate > 1<<30 {
+	if err != nil || logRate > 1<<30 {
 		return fmt.Errorf("--log-rate %q: want 0 or a size per second such as 256Ki or 1Mi, at most 1Gi", o.logRate)
 	}
 	if o.logMaxAge < time.Minute {
@@ -213,6 +210,16 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	}
 	if o.execIdle < 2*control.ExecHeartbeat {
 		return fmt.Errorf("--exec-idle-timeout %s: want at least %s, twice the clients' heartbeat", o.execIdle, 2*control.ExecHeartbeat)
+	}
+	if o.maxCommand < 1 || o.maxCommand > events.MaxCommandSize {
+		return fmt.Errorf("--max-command-size %d: want 1..%d", o.maxCommand, events.MaxCommandSize)
+	}
+	if o.maxContainers < 0 {
+		return fmt.Errorf("--max-containers %d: want 0 (no limit) or more", o.maxContainers)
+	}
+	roots, err := mountRoots(o.mountRoots)
+	if err != nil {
+		return err
 	}
 	m := metrics.New()
 	var running atomic.Pointer[agent.Agent]
@@ -246,16 +253,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		Images: registry.New(registry.Options{TempDir: tmp}), Layers: h.layers, Platform: h.platform, ClientEdition: h.client,
 		SnapshotEvery: o.snapshotEvery, ExecOff: !o.exec, MaxExecs: o.maxExecs, ExecIdle: o.execIdle,
 		LogMaxBytes: int64(logMax), LogMaxAge: o.logMaxAge, LogRate: int(logRate), MaxContainers: o.maxContainers, MaxCommandSize: o.maxCommand,
-		Metrics: m, Logger: log,
-	}
-	if ao.MountRoots, err = mountRoots(o.mountRoots); err != nil {
-		return err
-	}
-	if o.maxCommand < 1 || o.maxCommand > events.MaxCommandSize {
-		return fmt.Errorf("--max-command-size %d: want 1..%d", o.maxCommand, events.MaxCommandSize)
-	}
-	if o.maxContainers < 0 {
-		return fmt.Errorf("--max-containers %d: want 0 (no limit) or more", o.maxContainers)
+		MountRoots: roots, Metrics: m, Logger: log,
 	}
 	if ao.Credentials, err = credentials(o, log); err != nil {
 		return err
