@@ -144,7 +144,7 @@ func (h *ExecHub) Attach(ctx context.Context, id string, p ExecProcess, tty bool
 	}
 	s := &execSession{
 		h: h, id: id, p: p, tty: tty, stdin: stdin, heard: time.Now(),
-		in: make(chan *nats.Msg, 4), done: make(chan events.ExecExit, 1), ended: make(chan struct{}),
+		in: make(chan stdinFrame, 4), done: make(chan events.ExecExit, 1), ended: make(chan struct{}),
 	}
 	s.cond = sync.NewCond(&s.mu)
 	h.sessions[id] = s
@@ -223,7 +223,7 @@ func (h *ExecHub) onIn(m *nats.Msg) {
 		return
 	}
 	select {
-	case s.in <- m:
+	case s.in <- stdinFrame{m, f}:
 	default:
 		respond(m, fmt.Errorf("%w: exec %s: stdin busy; wait for the answer to each frame", events.ErrUnavailable, s.id))
 	}
@@ -276,8 +276,8 @@ type execSession struct {
 	id    string
 	p     ExecProcess
 	tty   bool
-	stdin io.WriteCloser // nil without stdin
-	in    chan *nats.Msg // stdin frames, for feed
+	stdin io.WriteCloser  // nil without stdin
+	in    chan stdinFrame // stdin frames, for feed
 	done  chan events.ExecExit
 	ended chan struct{} // closed when the process has exited
 
@@ -384,17 +384,19 @@ func (s *execSession) feed() {
 				_ = s.stdin.Close()
 			}
 			return
-		case m := <-s.in:
-			respond(m, s.write(m))
+		case in := <-s.in:
+			respond(in.m, s.write(in.f))
 		}
 	}
 }
 
-func (s *execSession) write(m *nats.Msg) error {
-	f, err := events.DecodeExecFrame(m.Data) // decoded once already: cannot fail
-	if err != nil {
-		return err
-	}
+// stdinFrame is a client's stdin message and its frame, decoded by onIn.
+type stdinFrame struct {
+	m *nats.Msg
+	f events.ExecFrame
+}
+
+func (s *execSession) write(f events.ExecFrame) error {
 	switch {
 	case s.stdinEOF:
 		return fmt.Errorf("%w: exec %s: stdin is closed", events.ErrConflict, s.id)

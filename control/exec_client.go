@@ -95,26 +95,29 @@ func (c *Client) Exec(ctx context.Context, container string, spec events.ExecSpe
 		wg.Add(1)
 		go func() { defer wg.Done(); x.resize(actx, st.Resize) }()
 	}
+	// kill asks the agent to end the process; the session's end is not
+	// awaited.
+	kill := func() {
+		f := events.ExecFrame{Kind: events.FrameKill}
+		_ = c.nc.Publish(subj(events.ExecCredit), f.Encode())
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			f := events.ExecFrame{Kind: events.FrameKill}
-			_ = c.nc.Publish(subj(events.ExecCredit), f.Encode())
+			kill()
 			return events.ExecExit{}, ctx.Err()
 		case err := <-lost:
 			return events.ExecExit{}, fmt.Errorf("exec %s: %w", id, err)
 		case err := <-feedErr:
 			if err != nil && !errors.Is(err, context.Canceled) {
-				f := events.ExecFrame{Kind: events.FrameKill}
-				_ = c.nc.Publish(subj(events.ExecCredit), f.Encode())
+				kill()
 				return events.ExecExit{}, fmt.Errorf("exec %s: stdin: %w", id, err)
 			}
 		case m := <-msgs:
 			exit, done, err := x.receive(m, st)
 			if err != nil || done {
 				if err != nil {
-					f := events.ExecFrame{Kind: events.FrameKill}
-					_ = c.nc.Publish(subj(events.ExecCredit), f.Encode())
+					kill()
 				}
 				return exit, err
 			}
