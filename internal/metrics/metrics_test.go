@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
@@ -33,6 +34,44 @@ func get(t *testing.T, url string) (int, string) {
 		t.Fatal(err)
 	}
 	return res.StatusCode, string(b)
+}
+
+// pingSpec is a container that runs until it is stopped.
+var pingSpec = events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"},
+	Command: events.CommandSpec{Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
+
+// runWeb connects to a's server and runs pingSpec as container web; the
+// caller closes the connection.
+func runWeb(ctx context.Context, t *testing.T, a *agent.Agent) (*nats.Conn, *control.Client) {
+	t.Helper()
+	nc, err := a.Server.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := control.NewClient(nc, "edge-1", control.WithTimeout(10*time.Second))
+	if err != nil {
+		nc.Close()
+		t.Fatal(err)
+	}
+	if _, err := client.Run(ctx, "web", pingSpec); err != nil {
+		nc.Close()
+		t.Fatal(err)
+	}
+	return nc, client
+}
+
+// wantFamilies checks that the /metrics body has each of wants, and logs
+// the body when one is missing.
+func wantFamilies(t *testing.T, body string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(body)
+	}
 }
 
 // TestHealthReadyAndMetrics runs an agent on the simulated host behind the
@@ -78,21 +117,9 @@ func TestHealthReadyAndMetrics(t *testing.T) {
 		t.Fatalf("/readyz after start: %d, want 200", code)
 	}
 
-	nc, err := a.Server.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, client := runWeb(ctx, t, a)
 	defer nc.Close()
-	client, err := control.NewClient(nc, "edge-1", control.WithTimeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"},
-		Command: events.CommandSpec{Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
-	if _, err := client.Run(ctx, "web", spec); err != nil {
-		t.Fatal(err)
-	}
-	_, err = client.Run(ctx, "web", spec) // the name is taken
+	_, err = client.Run(ctx, "web", pingSpec) // the name is taken
 	refused, _ := events.CodeOf(err)
 	if err == nil || refused == events.CodeOK {
 		t.Fatalf("second run of web: %v, want an error", err)
@@ -102,7 +129,7 @@ func TestHealthReadyAndMetrics(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d", code)
 	}
-	for _, want := range []string{
+	wantFamilies(t, body,
 		`berth_commands_total{code="200",verb="run"} 1`,
 		fmt.Sprintf(`berth_commands_total{code="%d",verb="run"} 1`, refused),
 		`berth_command_duration_seconds_count{verb="run"} 2`,
@@ -112,14 +139,7 @@ func TestHealthReadyAndMetrics(t *testing.T) {
 		`berth_host_operation_duration_seconds_count{op="container.start",outcome="ok"} 1`,
 		`berth_containers{phase="running"} 1`,
 		`go_goroutines`,
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("/metrics lacks %s", want)
-		}
-	}
-	if t.Failed() {
-		t.Log(body)
-	}
+	)
 
 	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
@@ -202,19 +222,7 @@ func TestReconcileAndLogDropFamilies(t *testing.T) {
 		return a
 	}
 	a := start(nil)
-	nc, err := a.Server.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := control.NewClient(nc, "edge-1", control.WithTimeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"},
-		Command: events.CommandSpec{Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
-	if _, err := client.Run(ctx, "web", spec); err != nil {
-		t.Fatal(err)
-	}
+	nc, _ := runWeb(ctx, t, a)
 	nc.Close()
 	if err := a.Stop(ctx); err != nil {
 		t.Fatal(err)
@@ -228,15 +236,8 @@ func TestReconcileAndLogDropFamilies(t *testing.T) {
 	defer srv.Close()
 	defer http.DefaultClient.CloseIdleConnections()
 	_, body := get(t, srv.URL+"/metrics")
-	for _, want := range []string{
+	wantFamilies(t, body,
 		fmt.Sprintf(`berth_reconcile_actions_total{kind="%s",outcome="ok"} 1`, events.ActionAdopt),
 		`berth_log_dropped_bytes_total{reason="rate"} 4096`,
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("/metrics lacks %s", want)
-		}
-	}
-	if t.Failed() {
-		t.Log(body)
-	}
+	)
 }
