@@ -40,19 +40,16 @@ func execAgent(t *testing.T) string {
 	host := winsim.New()
 	t.Cleanup(func() { host.Close() })
 	url := listeningAgent(t, agent.Options{Compute: host.Compute()})
-	if code, _, stderr := berth(t, url, "run", "--name", "shell", "nanoserver", "ping", "-t", "localhost"); code != 0 {
-		t.Fatalf("run: %d %s", code, stderr)
-	}
-	if code, _, stderr := berth(t, url, "create", "--name", "idle", "nanoserver", "cmd"); code != 0 {
-		t.Fatalf("create: %d %s", code, stderr)
-	}
+	berthOK(t, url, "run", "--name", "shell", "nanoserver", "ping", "-t", "localhost")
+	berthOK(t, url, "create", "--name", "idle", "nanoserver", "cmd")
 	return url
 }
 
 func TestCLI_Exec(t *testing.T) {
 	url := execAgent(t)
+	old := stdin
 	stdin = strings.NewReader("typed\r\n")
-	t.Cleanup(func() { stdin = nil })
+	t.Cleanup(func() { stdin = old })
 	for _, tc := range []struct {
 		args           []string
 		code           int
