@@ -170,8 +170,9 @@ func (h *ExecHub) goSession(f func()) {
 	go func() { defer h.wg.Done(); f() }()
 }
 
-// session returns the live session named by the exec subject of m, or
-// answers m with 404 (when m is a request) and returns nil.
+// session returns the live session named by the exec subject of m and
+// m's decoded frame. For an unknown session (404) or an undecodable frame
+// (400) it answers m, when m is a request, and returns a nil session.
 func (h *ExecHub) session(m *nats.Msg) (*execSession, events.ExecFrame) {
 	id := execIDOf(m.Subject)
 	h.mu.Lock()
