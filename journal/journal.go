@@ -371,10 +371,11 @@ func (j *Journal) usable() error {
 	case !j.booted.Load():
 		return ErrNotBooted
 	}
-	return j.failure()
+	return j.Err()
 }
 
-func (j *Journal) failure() error {
+// Err returns the reason the journal refuses appends, or nil.
+func (j *Journal) Err() error {
 	j.failMu.Lock()
 	defer j.failMu.Unlock()
 	return j.failed
@@ -393,9 +394,6 @@ func (j *Journal) fail(err error) {
 // Failed returns a channel that is closed once the journal refuses every
 // further append (it was fenced by another writer); Err then says why.
 func (j *Journal) Failed() <-chan struct{} { return j.failedCh }
-
-// Err returns the reason the journal refuses appends, or nil.
-func (j *Journal) Err() error { return j.failure() }
 
 // encode checks ev and builds its journal message.
 func (j *Journal) encode(ev *events.Event) (wire, error) {

@@ -202,7 +202,7 @@ func (w *LogWriter) Copy(container, stream string, r io.Reader) {
 		}
 		m := w.message(subject, stream, fmt.Appendf(nil, "[berth: %d bytes of output dropped: over the log rate of %d bytes/s]", dropped, w.rate), true)
 		m.Header.Set(HeaderLogDropped, strconv.Itoa(dropped))
-		w.send(m, subject, len(m.Data))
+		w.send(m)
 		dropped = 0
 	}
 	br := bufio.NewReaderSize(r, LogChunk)
@@ -237,7 +237,7 @@ func (w *LogWriter) publish(subject, stream string, line []byte, whole bool) {
 	if whole {
 		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte{'\n'}), []byte{'\r'})
 	}
-	w.send(w.message(subject, stream, bytes.Clone(line), whole), subject, len(line)) // line is the reader's buffer
+	w.send(w.message(subject, stream, bytes.Clone(line), whole)) // line is the reader's buffer
 }
 
 // message builds a log message carrying data.
@@ -253,13 +253,13 @@ func (w *LogWriter) message(subject, stream string, data []byte, whole bool) *na
 }
 
 // send publishes m, or drops it (and counts it) when the stream stalls.
-func (w *LogWriter) send(m *nats.Msg, subject string, size int) {
+func (w *LogWriter) send(m *nats.Msg) {
 	if _, err := w.js.PublishMsgAsync(m, jetstream.WithStallWait(w.stall)); err != nil {
 		if w.onDrop != nil {
-			w.onDrop("stall", size)
+			w.onDrop("stall", len(m.Data))
 		}
 		if n := w.dropped.Add(1); n&(n-1) == 0 { // the 1st, 2nd, 4th, 8th... drop
-			w.log.Warn().Err(err).Str("subject", subject).Uint64("dropped", n).Msg("container output dropped: the log stream does not keep up")
+			w.log.Warn().Err(err).Str("subject", m.Subject).Uint64("dropped", n).Msg("container output dropped: the log stream does not keep up")
 		}
 		return
 	}

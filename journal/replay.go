@@ -131,14 +131,10 @@ func receive(ctx context.Context, it jetstream.MessagesContext, to uint64, work,
 	c := newChunk()
 	for {
 		m, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			if len(c.msgs) > 0 && !send(c) {
-				return
-			}
-			fail(err)
-			return
+		var md *jetstream.MsgMetadata
+		if err == nil {
+			md, err = m.Metadata()
 		}
-		md, err := m.Metadata()
 		if err != nil {
 			if len(c.msgs) > 0 && !send(c) {
 				return

@@ -49,7 +49,7 @@ type snapshotHead struct {
 func (j *Journal) SaveSnapshot(ctx context.Context, st *events.State) error {
 	j.snapMu.Lock()
 	defer j.snapMu.Unlock()
-	if err := j.failure(); err != nil {
+	if err := j.Err(); err != nil {
 		return err
 	}
 	if st.Node != j.cfg.Subjects.Node {

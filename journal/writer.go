@@ -171,8 +171,8 @@ func (j *Journal) commit(group []*request) {
 		switch {
 		case j.ctx.Err() != nil:
 			r.done <- ErrClosed
-		case j.failure() != nil:
-			r.done <- j.failure()
+		case j.Err() != nil:
+			r.done <- j.Err()
 		case r.ctx.Err() != nil:
 			r.done <- r.ctx.Err()
 		case j.w.answer(r):
