@@ -120,7 +120,7 @@ func WithinRoots(p string, roots []string) bool {
 	lp := strings.ToLower(p)
 	for _, r := range roots {
 		lr := strings.ToLower(strings.TrimSuffix(r, `\`))
-		if lp == lr || strings.HasPrefix(lp, lr+`\`) || lp == lr+`\` {
+		if lp == lr || strings.HasPrefix(lp, lr+`\`) {
 			return true
 		}
 	}
