@@ -383,7 +383,7 @@ func (s *State) Clone() *State {
 		n.Outcomes[i].Reply = o.Reply.clone()
 	}
 	for id, c := range s.Containers {
-		n.Containers[id] = c.clone()
+		n.Containers[id] = c.Clone()
 	}
 	if s.Network != nil {
 		n.Network = s.Network.clone()
@@ -399,9 +399,7 @@ func (s *State) Clone() *State {
 
 // Clone returns a deep copy of c, which shares nothing with c: a record
 // handed to another goroutine while the fold goes on changing c.
-func (c *Container) Clone() *Container { return c.clone() }
-
-func (c *Container) clone() *Container {
+func (c *Container) Clone() *Container {
 	cc := *c
 	cc.Spec = c.Spec.clone()
 	if c.Exit != nil {

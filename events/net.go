@@ -402,7 +402,7 @@ func (s *State) release(c *Container) {
 func RecordView(id string, c *Container) *State {
 	s := &State{Containers: map[string]*Container{}, recordView: true}
 	if c != nil {
-		s.Containers[id] = c.clone()
+		s.Containers[id] = c.Clone()
 	}
 	return s
 }

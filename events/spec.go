@@ -3,6 +3,7 @@ package events
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -105,7 +106,7 @@ func (s *ContainerSpec) Validate() error {
 	if n := len(s.Command.Entrypoint) + len(s.Command.Args); n > maxArgs {
 		return bad("command", "%d arguments, more than %d", n, maxArgs)
 	}
-	if i, ok := badArg(append(append([]string{}, s.Command.Entrypoint...), s.Command.Args...)); ok {
+	if i, ok := badArg(slices.Concat(s.Command.Entrypoint, s.Command.Args)); ok {
 		return bad("command", "argument %d is longer than %d bytes or contains NUL", i, maxStringLen)
 	}
 	if err := checkEnv(s.Env); err != "" {
