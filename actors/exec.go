@@ -141,24 +141,33 @@ func (e *opEnv) endOrphanExecs(ctx context.Context, r *opResult) {
 		if e.n.cfg.Exec != nil && e.n.cfg.Exec.Serves(id) {
 			continue
 		}
-		x := events.ExecExit{Exec: id, Reason: events.ReasonAgentStopped,
-			Message: "the agent restarted; an exec's stdio cannot be reattached, so its process was killed"}
-		if p, err := e.sys.OpenProcess(ctx, pid); err == nil {
-			if err := p.Kill(ctx); err == nil {
-				if p.Wait(ctx) == nil {
-					if code, err := p.ExitCode(); err == nil {
-						x.Code = &code
-					}
-				}
-			} else {
-				x.Message = "the agent restarted; the process had ended"
-			}
-			_ = p.Close()
-		} else {
-			x.Message = "the agent restarted; the process had ended"
+		x := events.ExecExit{Exec: id, Reason: events.ReasonAgentStopped, Message: "the agent restarted; the process had ended"}
+		if code, killed := e.killOrphan(ctx, pid); killed {
+			x.Code = code
+			x.Message = "the agent restarted; an exec's stdio cannot be reattached, so its process was killed"
 		}
 		if err := e.record(ctx, r, events.NewEvent(e.n.cfg.Node, events.ContainerExecExited, e.id, id, x)); err != nil {
 			e.n.cfg.Logger.Warn().Err(err).Str("container", e.id).Str("exec", id).Msg("exec exit not recorded")
 		}
 	}
+}
+
+// killOrphan kills process pid of the container and waits for it. It
+// reports false when the process had already ended; the code is nil when
+// the platform did not report it.
+func (e *opEnv) killOrphan(ctx context.Context, pid int) (code *int, killed bool) {
+	p, err := e.sys.OpenProcess(ctx, pid)
+	if err != nil {
+		return nil, false
+	}
+	defer p.Close()
+	if err := p.Kill(ctx); err != nil {
+		return nil, false
+	}
+	if p.Wait(ctx) == nil {
+		if c, err := p.ExitCode(); err == nil {
+			code = &c
+		}
+	}
+	return code, true
 }

@@ -63,11 +63,12 @@ type Config struct {
 	// (default DefaultMaxExecs).
 	MaxExecs int
 	// OnHostCall, when set, is called after each host operation with the
-	// operation's name (container.create, container.open, container.start,
-	// container.shutdown, container.terminate, container.stats, container.exec,
-	// endpoint.create, endpoint.delete, network.ensure, image.pull,
-	// image.load, layer.remove, scratch.create, scratch.remove), how long the host
-	// took and its error. It is called from many goroutines and must be
+	// operation's name (container.list, container.create, container.open,
+	// container.start, container.shutdown, container.terminate,
+	// container.stats, container.exec, endpoint.list, endpoint.create,
+	// endpoint.delete, network.get, network.ensure, image.pull, image.load,
+	// layer.list, layer.remove, scratch.create, scratch.remove), how long the
+	// host took and its error. It is called from many goroutines and must be
 	// cheap.
 	OnHostCall func(op string, took time.Duration, err error)
 	// Images and Layers, when both set, give containers their image: a

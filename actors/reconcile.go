@@ -226,9 +226,6 @@ func (n *Node) observeRetrying(ctx context.Context, st *events.State) (Observed,
 	}
 }
 
-// Reconciled reports whether Reconcile has completed.
-func (n *Node) Reconciled() bool { return n.reconciled.Load() }
-
 // execute runs one action within the per-item timeout.
 func (n *Node) execute(ctx context.Context, a events.Action) events.ActionResult {
 	ictx, cancel := context.WithTimeout(ctx, n.cfg.ReconcileTimeout)
@@ -437,8 +434,7 @@ func (e *opEnv) replan(ctx context.Context) (events.Action, bool, error) {
 		}
 		obs.Systems[e.id] = s
 	}
-	rec := e.rec
-	a, ok := planContainer(&rec, obs.Systems)
+	a, ok := planContainer(&e.rec, obs.Systems)
 	if a.Kind == events.ActionReapSystem {
 		return a, false, nil // a reap is left to the next start
 	}
