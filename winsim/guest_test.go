@@ -255,7 +255,7 @@ func TestConsoleInput(t *testing.T) {
 	if err := p.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if want := "typed\r\ntyped\r\npiped\r\npiped\r\nlast\r\nlast\r\n"; <-got != want {
-		t.Errorf("console output differs, want %q (each line echoed, then more's copy)", want)
+	if out, want := <-got, "typed\r\ntyped\r\npiped\r\npiped\r\nlast\r\nlast\r\n"; out != want {
+		t.Errorf("console output %q, want %q (each line echoed, then more's copy)", out, want)
 	}
 }
