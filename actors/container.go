@@ -200,11 +200,11 @@ func (c *containerActor) plan(e *opEnv) (func(context.Context) opResult, error) 
 		}
 		return func(ctx context.Context) opResult {
 			r, err := e.reconcile(ctx, a)
-			if err != nil {
+			switch {
+			case m.done != nil:
+				m.done <- err // Reconcile logs it
+			case err != nil:
 				c.n.cfg.Logger.Warn().Err(err).Str("container", e.id).Msg("container not reconciled")
-			}
-			if m.done != nil {
-				m.done <- err
 			}
 			return r
 		}, nil
