@@ -40,6 +40,10 @@ func stopAgent(t *testing.T, a *agent.Agent) {
 	}
 }
 
+// pingSpec is a container that runs until it is stopped.
+var pingSpec = events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"},
+	Command: events.CommandSpec{Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
+
 // startExternalServer starts a NATS server of the test's own on loopback,
 // with berth's NKey users made anew, shut down when the test ends. It
 // returns the server and the options of an agent that uses it (external

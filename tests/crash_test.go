@@ -90,9 +90,6 @@ func (r *rig) must(verb string, err error) {
 	}
 }
 
-var pingSpec = events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"},
-	Command: events.CommandSpec{Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
-
 // converged checks that the fold agrees with the host: each container in a
 // settled phase, a live compute system exactly for created and running
 // ones, and no system or endpoint that no container owns.

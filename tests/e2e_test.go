@@ -8,7 +8,6 @@ import (
 
 	"github.com/berthhq/berth/control"
 	"github.com/berthhq/berth/events"
-	"github.com/berthhq/berth/internal/agent"
 	"github.com/berthhq/berth/winsim"
 )
 
@@ -22,20 +21,16 @@ func TestCommandsSurviveAnAgentOutage(t *testing.T) {
 	host := winsim.New()
 	defer host.Close()
 	o.Compute = host.Compute()
-	start := func() *agent.Agent { return startAgent(t, o) }
-	stop := func(a *agent.Agent) { stopAgent(t, a) }
 	client := connectClient(t, srv)
-	spec := events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"},
-		Command: events.CommandSpec{Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
 
-	a := start()
-	if _, err := client.Run(ctx, "before", spec); err != nil {
+	a := startAgent(t, o)
+	if _, err := client.Run(ctx, "before", pingSpec); err != nil {
 		t.Fatal(err)
 	}
-	stop(a)
+	stopAgent(t, a)
 
 	// The agent is down: the command is stored, not answered.
-	queued := events.Command{ID: events.NewID(), Verb: events.VerbRun, Container: "during", Spec: &spec}
+	queued := events.Command{ID: events.NewID(), Verb: events.VerbRun, Container: "during", Spec: &pingSpec}
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	_, err := client.Do(short, queued)
 	cancel()
@@ -43,8 +38,8 @@ func TestCommandsSurviveAnAgentOutage(t *testing.T) {
 		t.Fatalf("command sent while the agent is down: %v, want ErrPending", err)
 	}
 
-	b := start()
-	defer stop(b)
+	b := startAgent(t, o)
+	defer stopAgent(t, b)
 	waitFor(t, "the queued command to run", func() bool {
 		c, err := client.Inspect(ctx, "during")
 		return err == nil && c.Phase == events.PhaseRunning

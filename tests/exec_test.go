@@ -19,6 +19,7 @@ import (
 // execEnv is an agent on a simulated host with one running container.
 type execEnv struct {
 	a      *agent.Agent
+	host   *winsim.Host
 	client *control.Client
 }
 
@@ -31,10 +32,8 @@ func newExecEnv(t *testing.T, o agent.Options) *execEnv {
 	o.DataDir, o.Compute = t.TempDir(), host.Compute()
 	a := startAgent(t, o)
 	t.Cleanup(func() { stopAgent(t, a) })
-	env := &execEnv{a: a, client: connectClient(t, a.Server)}
-	spec := events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"}, Command: events.CommandSpec{
-		Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
-	if _, err := env.client.Run(context.Background(), execCtr, spec); err != nil {
+	env := &execEnv{a: a, host: host, client: connectClient(t, a.Server)}
+	if _, err := env.client.Run(context.Background(), execCtr, pingSpec); err != nil {
 		t.Fatal(err)
 	}
 	return env
@@ -225,8 +224,9 @@ func TestExecClientVanishes(t *testing.T) {
 	}
 }
 
-// TestExecTTYResize resizes a console session and refuses to resize one
-// without a console.
+// TestExecTTYResize resizes a console session, through the resize stream
+// of Exec and through ExecResize, and checks the size the host's process
+// has. (A session without a console is TestExecBadFrames'.)
 func TestExecTTYResize(t *testing.T) {
 	e := newExecEnv(t, agent.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -245,10 +245,24 @@ func TestExecTTYResize(t *testing.T) {
 	if err != nil || len(c.Execs) != 1 {
 		t.Fatalf("inspect: %v, %v", c.Execs, err)
 	}
+	console := func() (w, h uint16) {
+		for _, sys := range e.host.Snapshot().Systems {
+			for _, p := range sys.Processes {
+				if sys.ID == execCtr && p.Config.EmulateConsole && !p.Exited {
+					return p.Config.ConsoleWidth, p.Config.ConsoleHeight
+				}
+			}
+		}
+		return 0, 0
+	}
+	waitFor(t, "the console at 132x50", func() bool { w, h := console(); return w == 132 && h == 50 })
 	for id := range c.Execs {
 		if err := e.client.ExecResize(ctx, id, control.ConsoleSize{Width: 90, Height: 20}); err != nil {
 			t.Errorf("ExecResize of a console session: %v", err)
 		}
+	}
+	if w, h := console(); w != 90 || h != 20 {
+		t.Errorf("console after ExecResize: %dx%d, want 90x20", w, h)
 	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
@@ -289,9 +303,7 @@ func TestExecWithSubjectPermissions(t *testing.T) {
 		return c
 	}
 	ctl := clientAs(journal.RoleControl)
-	spec := events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"},
-		Command: events.CommandSpec{Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
-	if _, err := ctl.Run(ctx, execCtr, spec); err != nil {
+	if _, err := ctl.Run(ctx, execCtr, pingSpec); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer

@@ -23,8 +23,9 @@ func TestAgentLimits(t *testing.T) {
 	defer stopAgent(t, a)
 	client := connectClient(t, a.Server)
 	spec := func(mounts ...events.Mount) events.ContainerSpec {
-		return events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"}, Mounts: mounts,
-			Command: events.CommandSpec{Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
+		s := pingSpec
+		s.Mounts = mounts
+		return s
 	}
 	refused := func(what string, err error, class error, code int, text string) {
 		t.Helper()

@@ -80,9 +80,7 @@ func TestReadoptedContainerOutputNotCaptured(t *testing.T) {
 		return n
 	}
 	a, client := start()
-	spec := events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"}, Command: events.CommandSpec{
-		Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
-	if _, err := client.Run(ctx, "pinger", spec); err != nil {
+	if _, err := client.Run(ctx, "pinger", pingSpec); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "two replies in the log stream", func() bool { return lines(client) >= 4 })

@@ -57,22 +57,12 @@ func TestGoldenReplay(t *testing.T) {
 			a := startAgent(t, agent.Options{DataDir: data, Compute: session, Network: host.Network()})
 			defer func() { stopAgent(t, a); session.Abandon() }()
 
-			var plan events.ReconciledData
-			err = a.Journal.Replay(ctx, 1, 0, func(e *events.Event) error {
-				if e.Type == events.NodeReconciled {
-					plan = events.ReconciledData{}
-					return e.Decode(&plan)
-				}
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := &rig{t: t, host: host, a: a}
+			plan := reconciled(t, r)
 			plan.Took = 0
 			golden(t, filepath.Join(rec, "plan.golden.json"), plan)
 
 			var st *events.State
-			r := &rig{t: t, host: host, a: a}
 			r.settled(ctx)
 			if st, err = a.Node.State(ctx); err != nil {
 				t.Fatal(err)

@@ -151,9 +151,7 @@ func TestBusAuthentication(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"},
-		Command: events.CommandSpec{Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
-	if r, err := control1.Run(ctx, "web", spec); err != nil || r.Phase != events.PhaseRunning {
+	if r, err := control1.Run(ctx, "web", pingSpec); err != nil || r.Phase != events.PhaseRunning {
 		t.Fatalf("control plane run: %+v %v", r, err)
 	}
 
@@ -368,9 +366,7 @@ func TestAgentOverTLSToAnExternalServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"},
-		Command: events.CommandSpec{Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
-	if r, err := ctl.Run(ctx, "web", spec); err != nil || r.Phase != events.PhaseRunning {
+	if r, err := ctl.Run(ctx, "web", pingSpec); err != nil || r.Phase != events.PhaseRunning {
 		t.Fatalf("run over TLS: %+v %v", r, err)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/berthhq/berth/control"
-	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/internal/agent"
 	"github.com/berthhq/berth/winsim"
 )
@@ -29,9 +28,7 @@ func TestAgentSavesSnapshots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"},
-		Command: events.CommandSpec{Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
-	if _, err := client.Run(ctx, "snap", spec); err != nil {
+	if _, err := client.Run(ctx, "snap", pingSpec); err != nil {
 		t.Fatal(err)
 	}
 	js, err := jetstream.New(nc)
