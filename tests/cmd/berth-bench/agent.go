@@ -64,14 +64,19 @@ func newAgentFixture(ctx context.Context, hostOps int) (f *agentFixture, err err
 
 func (f *agentFixture) close() {
 	if f.agent != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		_ = f.agent.Stop(ctx)
-		cancel()
+		stopAgent(f.agent)
 	}
 	_ = f.host.Close()
 	if f.dir != "" {
 		_ = os.RemoveAll(f.dir)
 	}
+}
+
+// stopAgent stops a, giving it a minute.
+func stopAgent(a *agent.Agent) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_ = a.Stop(ctx)
 }
 
 func runSpec(args ...string) events.ContainerSpec {

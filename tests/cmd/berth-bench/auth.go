@@ -47,11 +47,7 @@ func benchAuth(ctx context.Context, short bool) (rows []Row, err error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_ = a.Stop(sctx)
-	}()
+	defer stopAgent(a)
 	inproc, err := a.Server.Connect()
 	if err != nil {
 		return nil, err

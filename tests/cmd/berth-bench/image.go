@@ -210,11 +210,7 @@ func berthPull(ctx context.Context, ref string) (pullRun, error) {
 	if err != nil {
 		return pullRun{}, err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		_ = a.Stop(sctx)
-		cancel()
-	}()
+	defer stopAgent(a)
 	nc, err := a.Server.Connect()
 	if err != nil {
 		return pullRun{}, err

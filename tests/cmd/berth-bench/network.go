@@ -43,11 +43,7 @@ func benchNetwork(ctx context.Context, short bool) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_ = a.Stop(sctx)
-	}()
+	defer stopAgent(a)
 	submit := func(cmd events.Command) error {
 		cmd.ID = events.NewID()
 		select {
