@@ -24,7 +24,6 @@ func TestLogsSurviveAnAgentRestart(t *testing.T) {
 	start := func() *agent.Agent {
 		return startAgent(t, agent.Options{DataDir: dir, Compute: host.Compute()})
 	}
-	stop := func(a *agent.Agent) { stopAgent(t, a) }
 	logs := func(client *control.Client) string {
 		var out, errs []string
 		err := client.Logs(ctx, "talker", control.LogsOptions{}, func(l control.LogLine) error {
@@ -50,10 +49,10 @@ func TestLogsSurviveAnAgentRestart(t *testing.T) {
 	}
 	const want = "hi,bye | oops ,again " // cmd echoes the space before a redirection
 	waitFor(t, "the container's output in the log stream", func() bool { return logs(client) == want })
-	stop(a)
+	stopAgent(t, a)
 
 	b := start()
-	defer stop(b)
+	defer stopAgent(t, b)
 	if got := logs(connectClient(t, b.Server)); got != want {
 		t.Errorf("after a restart the log stream holds %q, want %q", got, want)
 	}
