@@ -242,15 +242,30 @@ type result[T any] struct {
 	err error
 }
 
+// ask sends the node actor the message msg builds around a reply channel
+// and waits for the reply.
 func ask[T any](ctx context.Context, n *Node, msg func(chan result[T]) any) (T, error) {
 	c := make(chan result[T], 1)
 	n.sys.Root.Send(n.pid, msg(c))
+	r, err := await(ctx, n, c)
+	if err != nil {
+		return r.v, err
+	}
+	return r.v, r.err
+}
+
+// await waits for an actor's answer on c, for ctx, or for the node's
+// shutdown: an actor that has stopped answers nothing, so a caller that
+// waited on c alone would wait forever.
+func await[V any](ctx context.Context, n *Node, c <-chan V) (V, error) {
+	var zero V
 	select {
-	case r := <-c:
-		return r.v, r.err
+	case v := <-c:
+		return v, nil
 	case <-ctx.Done():
-		var zero T
 		return zero, ctx.Err()
+	case <-n.ctx.Done():
+		return zero, fmt.Errorf("%w: agent shutting down", events.ErrUnavailable)
 	}
 }
 

@@ -512,3 +512,18 @@ func TestMaxContainersRefusesCreatesBeyondIt(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A question to a node that has shut down is answered 503 at once: its
+// actor is gone and would answer nothing.
+func TestNode_QuestionsAfterShutdownAreRefused(t *testing.T) {
+	a := startAgent(t, winsim.New(), t.TempDir())
+	a.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := a.node.State(ctx); !errors.Is(err, events.ErrUnavailable) {
+		t.Errorf("State after shutdown: %v, want ErrUnavailable", err)
+	}
+	if _, err := a.node.Reconcile(ctx); !errors.Is(err, events.ErrUnavailable) {
+		t.Errorf("Reconcile after shutdown: %v, want ErrUnavailable", err)
+	}
+}

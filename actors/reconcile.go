@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/berthhq/berth/events"
@@ -231,15 +230,20 @@ func (n *Node) execute(ctx context.Context, a events.Action) events.ActionResult
 	ictx, cancel := context.WithTimeout(ctx, n.cfg.ReconcileTimeout)
 	defer cancel()
 	var err error
+	done := make(chan error, 1) // an actor's answer
 	switch {
 	case slices.Contains(containerActions, a.Kind):
-		done := make(chan error, 1)
-		err = n.ask(ictx, n.pid, &reconcileMsg{action: a, done: done}, done)
+		n.sys.Root.Send(n.pid, &reconcileMsg{action: a, done: done})
 	case a.Kind == events.ActionRecreateNetwork:
-		done := make(chan error, 1)
-		err = n.ask(ictx, n.netPID.Load(), &renewNetwork{done: done}, done)
+		n.sys.Root.Send(n.netPID.Load(), &renewNetwork{done: done})
 	default:
-		err = n.reap(ictx, a)
+		done, err = nil, n.reap(ictx, a)
+	}
+	if done != nil {
+		var aerr error
+		if aerr, err = await(ictx, n, done); err == nil {
+			err = aerr
+		}
 	}
 	r := events.ActionResult{Action: a, Outcome: events.OutcomeOK}
 	switch {
@@ -252,17 +256,6 @@ func (n *Node) execute(ctx context.Context, a events.Action) events.ActionResult
 		n.cfg.Logger.Warn().Err(err).Str("action", string(a.Kind)).Str("container", a.Container).Str("object", a.Object).Msg("reconcile action failed; the next start plans it again")
 	}
 	return r
-}
-
-// ask sends m to pid and waits for its answer on done, or for ctx.
-func (n *Node) ask(ctx context.Context, pid *actor.PID, m any, done <-chan error) error {
-	n.sys.Root.Send(pid, m)
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // reap removes a host object no live container owns, and records it.
