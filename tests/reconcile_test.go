@@ -235,6 +235,9 @@ func TestReconcileFoldIsTheSameWithOrWithoutSnapshots(t *testing.T) {
 
 	r.startWith(agent.Options{SnapshotEvery: 3})
 	defer r.stop()
+	if bs := r.a.Journal.BootStats(); bs.SnapshotSeq == 0 {
+		t.Fatalf("boot used no snapshot (%+v): the comparison below would test nothing", bs)
+	}
 	booted, err := r.a.Node.State(ctx)
 	r.must("state", err)
 	full := events.NewState(testNode, events.DefaultWindow)
