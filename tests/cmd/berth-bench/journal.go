@@ -360,16 +360,20 @@ func benchReplay(ctx context.Context, short bool) ([]Row, error) {
 		}
 	}
 
-	var boots, raws []float64
+	// CPU per event is the process's (the embedded server's included):
+	// unlike the rates, it hardly moves with the load of other processes.
+	var boots, raws, bootCPUs, rawCPUs []float64
 	var containers int
 	for range rounds {
 		j, err := journal.Open(ctx, f.nc, journal.Config{Subjects: events.NewSubjects("", benchNode)})
 		if err != nil {
 			return nil, err
 		}
+		cpu0, _ := processCPU()
 		start := time.Now()
 		st, err := j.Boot(ctx)
 		el := time.Since(start)
+		cpu1, _ := processCPU()
 		_ = j.Close()
 		if err != nil {
 			return nil, err
@@ -379,12 +383,16 @@ func benchReplay(ctx context.Context, short bool) ([]Row, error) {
 		}
 		containers = len(st.Containers)
 		boots = append(boots, float64(n)/el.Seconds())
+		bootCPUs = append(bootCPUs, perEvent(cpu1-cpu0, n))
 
+		cpu0, _ = processCPU()
 		rate, err := rawReplay(ctx, f, n)
 		if err != nil {
 			return nil, err
 		}
+		cpu1, _ = processCPU()
 		raws = append(raws, rate)
+		rawCPUs = append(rawCPUs, perEvent(cpu1-cpu0, n))
 	}
 	raw := median(raws)
 	return []Row{
@@ -392,15 +400,23 @@ func benchReplay(ctx context.Context, short bool) ([]Row, error) {
 			{Name: "events/s", Value: median(boots)},
 			{Name: "of raw", Value: 100 * median(boots) / raw, Format: "%.0f%%"},
 			{Name: "µs/event", Value: 1e6 / median(boots), Format: "%.2f"},
+			{Name: "CPU µs/event", Value: median(bootCPUs), Format: "%.2f"},
 			{Name: "rounds", Value: float64(rounds)},
 		}},
 		{Label: "raw ordered consumer, receive only", Figures: []Figure{
 			{Name: "events/s", Value: raw},
 			{Name: "of raw", Value: 100, Format: "%.0f%%"},
 			{Name: "µs/event", Value: 1e6 / raw, Format: "%.2f"},
+			{Name: "CPU µs/event", Value: median(rawCPUs), Format: "%.2f"},
 			{Name: "rounds", Value: float64(rounds)},
 		}},
 	}, nil
+}
+
+// perEvent is cpu spread over n events, in µs; 0 where the platform does
+// not tell the process's CPU time.
+func perEvent(cpu time.Duration, n int) float64 {
+	return float64(cpu.Microseconds()) / float64(n)
 }
 
 func rawReplay(ctx context.Context, f *journalFixture, n int) (float64, error) {
