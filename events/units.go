@@ -17,8 +17,8 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 
 // UnmarshalJSON accepts a duration string such as "1m30s".
 func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
+	s, ok := plainString(b)
+	if !ok && json.Unmarshal(b, &s) != nil {
 		return unitError[Duration](b, "want a duration string such as \"30s\"")
 	}
 	v, err := time.ParseDuration(s)
@@ -27,6 +27,21 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// plainString returns the JSON string b holds when it is printable ASCII
+// without escapes: what json.Unmarshal would return for it, without
+// json.Unmarshal's cost, which dominated decoding the units of a spec.
+func plainString(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	for _, c := range b[1 : len(b)-1] {
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	return string(b[1 : len(b)-1]), true
 }
 
 // unitError describes a value that does not decode as a T. It is a
@@ -104,8 +119,8 @@ func (z Size) MarshalJSON() ([]byte, error) { return json.Marshal(z.String()) }
 // UnmarshalJSON accepts a string such as "512Mi" or a plain number of
 // bytes, within the limits of [ParseSize].
 func (z *Size) UnmarshalJSON(b []byte) error {
-	var s string
-	if json.Unmarshal(b, &s) != nil {
+	s, ok := plainString(b)
+	if !ok && json.Unmarshal(b, &s) != nil {
 		s = string(b) // a plain number, or a value ParseSize refuses
 	}
 	v, why := parseSize(s)
