@@ -9,33 +9,43 @@ func DecodeData(e *Event) (any, error) {
 	if len(e.Data) == 0 {
 		return nil, nil
 	}
-	var v any
-	switch e.Type {
-	case ContainerCreating:
-		v = new(CreatingData)
-	case ContainerCreated:
-		v = new(CreatedData)
-	case ContainerStarted:
-		v = new(StartedData)
-	case ContainerStopping:
-		v = new(StoppingData)
-	case ContainerExited:
-		v = new(Exit)
-	case ContainerCreateFailed, ContainerRemoveFailed, ContainerUnknown:
-		v = new(FailureData)
-	case ContainerExecStarted:
-		v = new(ExecStartedData)
-	case ContainerExecExited:
-		v = new(ExecExit)
-	case NodeCommandCompleted:
-		v = new(CommandCompletedData)
-	default:
+	v := DataOf(e.Type)
+	if v == nil {
 		return nil, nil
 	}
 	if err := e.Decode(v); err != nil {
 		return nil, err
 	}
 	return v, nil
+}
+
+// DataOf returns a pointer to a new zero value of the type DecodeData
+// decodes the data of events of type typ into, or nil for a type whose
+// data Apply does not read on its hot path. It lets a replay decode the
+// data with another decoder, as long as that decoder reads it exactly as
+// [Event.Decode] does.
+func DataOf(typ string) any {
+	switch typ {
+	case ContainerCreating:
+		return new(CreatingData)
+	case ContainerCreated:
+		return new(CreatedData)
+	case ContainerStarted:
+		return new(StartedData)
+	case ContainerStopping:
+		return new(StoppingData)
+	case ContainerExited:
+		return new(Exit)
+	case ContainerCreateFailed, ContainerRemoveFailed, ContainerUnknown:
+		return new(FailureData)
+	case ContainerExecStarted:
+		return new(ExecStartedData)
+	case ContainerExecExited:
+		return new(ExecExit)
+	case NodeCommandCompleted:
+		return new(CommandCompletedData)
+	}
+	return nil
 }
 
 // ApplyDecoded is Apply for an event whose data was decoded by DecodeData:

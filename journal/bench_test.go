@@ -132,3 +132,53 @@ func BenchmarkBoot(b *testing.B) {
 		reportRate(b, b.N*n)
 	})
 }
+
+// lifecycleDocs returns the journal documents of n containers going
+// through create, start, stop and remove, each command's outcome recorded:
+// the mix of event types a replay reads.
+func lifecycleDocs(b testing.TB, n int) [][]byte {
+	var docs [][]byte
+	for i := range n {
+		id := fmt.Sprintf("c%d", i)
+		evs := created(id)
+		r := ran(id)
+		cmd := r[0].Command
+		evs = append(evs, r[0], r[1], completed(cmd+"s", events.VerbStart, id, events.PhaseRunning),
+			r[2], r[3], completed(cmd+"t", events.VerbStop, id, events.PhaseExited),
+			r[4], r[5], completed(cmd+"r", events.VerbRemove, id, events.PhaseRemoved))
+		for k := range evs {
+			d, err := evs[k].Marshal()
+			if err != nil {
+				b.Fatal(err)
+			}
+			docs = append(docs, d)
+		}
+	}
+	return docs
+}
+
+// BenchmarkDecodeFold decodes and folds lifecycle documents on one
+// goroutine, as a replay does without the server: the CPU a replay spends
+// per event beyond receiving it.
+func BenchmarkDecodeFold(b *testing.B) {
+	docs := lifecycleDocs(b, 1000)
+	in := interner{}
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for b.Loop() {
+		st := events.NewState(node, events.DefaultWindow)
+		for i, d := range docs {
+			ev, data, err := decodeEvent(d, in, true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ev.Seq = uint64(i + 1)
+			if err := st.ApplyDecoded(&ev, data); err != nil {
+				b.Fatal(err)
+			}
+		}
+		n += len(docs)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/event")
+}

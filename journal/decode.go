@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"unicode/utf8"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
 	"github.com/berthhq/berth/events"
 )
 
@@ -15,14 +17,14 @@ import (
 // every document DecodeEvent would refuse, goes through DecodeEvent, which
 // also words the errors.
 //
-// With data set, decodeEvent also returns the event's data decoded by
-// events.DecodeData (nil when there is none, or when it does not decode:
-// the fold then decodes it again and words the error).
+// With data set, decodeEvent also returns the event's data decoded as
+// events.DecodeData decodes it (nil when there is none, or when it does
+// not decode: the fold then decodes it again and words the error).
 func decodeEvent(b []byte, in interner, data bool) (events.Event, any, error) {
 	ev, ok := fastDecode(b, in)
 	var d any
 	if ok && data {
-		d, _ = events.DecodeData(&ev)
+		d = decodeData(&ev)
 	}
 	// Decoding the data checked that it is valid JSON; the fast path did not.
 	if !ok || (d == nil && len(ev.Data) > 0 && !json.Valid(ev.Data)) {
@@ -214,4 +216,31 @@ func (s *scanner) scalar(start int) ([]byte, bool) {
 		end--
 	}
 	return s.b[start:end], end > start
+}
+
+// strict makes the v2 decoder refuse every document that encoding/json
+// could read differently: v2 already matches names exactly and refuses
+// duplicate names and invalid UTF-8, which encoding/json reads
+// case-insensitively, last one winning, and with U+FFFD; names it does
+// not know could be encoding/json's case-insensitive matches.
+var strict = jsonv2.RejectUnknownMembers(true)
+
+// decodeData decodes ev's data as events.DecodeData does. Data in the form
+// Event.Marshal writes is decoded by the faster encoding/json/v2 decoder,
+// under options that make it refuse whatever encoding/json would read
+// differently; anything it refuses goes through events.DecodeData. It
+// returns nil when the data does not decode.
+func decodeData(ev *events.Event) any {
+	if len(ev.Data) == 0 {
+		return nil
+	}
+	v := events.DataOf(ev.Type)
+	if v == nil {
+		return nil
+	}
+	if jsonv2.Unmarshal(ev.Data, v, strict) == nil {
+		return v
+	}
+	d, _ := events.DecodeData(ev)
+	return d
 }
