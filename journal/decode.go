@@ -1,7 +1,6 @@
 package journal
 
 import (
-	"bytes"
 	"encoding/json"
 	"unicode/utf8"
 
@@ -95,7 +94,7 @@ func fastDecode(b []byte, in interner) (ev events.Event, ok bool) {
 			ev.Schema, ok = s.small()
 		case "data":
 			bit = 1 << 9
-			ev.Data, ok = s.value() // validated by decodeEvent
+			ev.Data, ok = s.last() // validated by decodeEvent
 			ok = ok && ev.Data[0] != 'n'
 		default:
 			return ev, false
@@ -121,10 +120,12 @@ type scanner struct {
 }
 
 func (s *scanner) space() {
-	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\n' || s.b[s.i] == '\t' || s.b[s.i] == '\r') {
+	for s.i < len(s.b) && isSpace(s.b[s.i]) {
 		s.i++
 	}
 }
+
+func isSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\t' || c == '\r' }
 
 func (s *scanner) byte(c byte) bool {
 	s.space()
@@ -141,21 +142,31 @@ func (s *scanner) raw() ([]byte, bool) {
 	if !s.byte('"') {
 		return nil, false
 	}
-	end := bytes.IndexByte(s.b[s.i:], '"')
-	if end < 0 {
-		return nil, false
-	}
-	v := s.b[s.i : s.i+end]
-	s.i += end + 1
-	ascii := true
-	for _, c := range v {
-		if c < 0x20 || c == '\\' {
+	start, ascii := s.i, true
+	for ; s.i < len(s.b); s.i++ {
+		switch c := s.b[s.i]; {
+		case plain[c]:
+		case c == '"':
+			v := s.b[start:s.i]
+			s.i++
+			return v, ascii || utf8.Valid(v)
+		case c < 0x20 || c == '\\':
 			return nil, false
+		default:
+			ascii = false
 		}
-		ascii = ascii && c < utf8.RuneSelf
 	}
-	return v, ascii || utf8.Valid(v)
+	return nil, false
 }
+
+// plain holds the bytes a string may hold as they are, other than those of
+// multi-byte UTF-8 sequences: printable ASCII but the quote and backslash.
+var plain = func() (p [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		p[c] = c != '"' && c != '\\'
+	}
+	return p
+}()
 
 // str reads a string into dst, interned by in.
 func (s *scanner) str(dst *string, in interner) bool {
@@ -177,43 +188,22 @@ func (s *scanner) small() (int, bool) {
 	return n, true
 }
 
-// value returns the bytes of the next JSON value, found by matching
-// brackets outside strings; the caller validates them.
-func (s *scanner) value() ([]byte, bool) {
+// last returns the rest of the document up to its closing brace, without
+// surrounding space, and moves to that brace: the value of the object's
+// last member, where Event.Marshal writes data, without scanning it. The
+// caller validates it: when the member is not the last, the rest holds
+// more than one value, which is not valid JSON.
+func (s *scanner) last() ([]byte, bool) {
 	s.space()
-	start, depth := s.i, 0
-	for ; s.i < len(s.b); s.i++ {
-		switch s.b[s.i] {
-		case '"':
-			for s.i++; s.i < len(s.b) && s.b[s.i] != '"'; s.i++ {
-				if s.b[s.i] == '\\' {
-					s.i++
-				}
-			}
-		case '{', '[':
-			depth++
-		case '}', ']':
-			if depth == 0 {
-				return s.scalar(start)
-			}
-			if depth--; depth == 0 {
-				s.i++
-				return s.b[start:s.i], true
-			}
-		case ',':
-			if depth == 0 {
-				return s.scalar(start)
-			}
-		}
-	}
-	return nil, false
-}
-
-// scalar returns the value from start to here, without trailing space.
-func (s *scanner) scalar(start int) ([]byte, bool) {
-	end := s.i
-	for end > start && (s.b[end-1] == ' ' || s.b[end-1] == '\n' || s.b[end-1] == '\t' || s.b[end-1] == '\r') {
+	start, end := s.i, len(s.b)
+	for end > start && isSpace(s.b[end-1]) {
 		end--
+	}
+	if end == start || s.b[end-1] != '}' {
+		return nil, false
+	}
+	s.i = end - 1
+	for end = s.i; end > start && isSpace(s.b[end-1]); end-- {
 	}
 	return s.b[start:end], end > start
 }

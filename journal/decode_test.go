@@ -67,7 +67,10 @@ func TestDecodeMatchesDecodeEvent(t *testing.T) {
 		sameDecode(t, b)
 	}
 	doc := string(documents(t)[0])
+	i := strings.Index(doc, `,"data":`)
 	for name, b := range map[string]string{
+		"data first":       "{" + doc[i+1:len(doc)-1] + "," + doc[1:i] + "}",
+		"data not last":    doc[:len(doc)-1] + `,"berthcommand":"again"}`,
 		"spaces":           " { " + strings.NewReplacer(`,"`, ` , "`, `":`, `" : `).Replace(doc[1:]) + " ",
 		"escaped id":       strings.Replace(doc, `"id":"`, `"id":"\u0030`, 1),
 		"upper-case key":   strings.Replace(doc, `"subject":`, `"SUBJECT":`, 1),
