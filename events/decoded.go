@@ -51,15 +51,19 @@ func DataOf(typ string) any {
 // ApplyDecoded is Apply for an event whose data was decoded by DecodeData:
 // data must be what DecodeData returned for e, or nil, in which case Apply
 // decodes the data itself. The state it leaves and the error it returns
-// are Apply's.
+// are Apply's. The state may keep data: the caller must not change it
+// afterwards.
 func (s *State) ApplyDecoded(e *Event, data any) error { return s.apply(e, data) }
 
-// decodeAs sets *dst to the data DecodeData decoded ahead (pre), or decodes
-// e's data into it when pre holds none of that type.
-func decodeAs[T any](e *Event, pre any, dst *T) error {
+// decodeAs returns the data DecodeData decoded ahead (pre), or e's data
+// decoded into a new T when pre holds none of that type.
+func decodeAs[T any](e *Event, pre any) (*T, error) {
 	if p, ok := pre.(*T); ok {
-		*dst = *p
-		return nil
+		return p, nil
 	}
-	return e.Decode(dst)
+	p := new(T)
+	if err := e.Decode(p); err != nil {
+		return nil, err
+	}
+	return p, nil
 }

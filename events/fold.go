@@ -139,8 +139,8 @@ func (s *State) applyNode(e *Event, pre any) error {
 	if e.Type != NodeCommandCompleted {
 		return nil
 	}
-	var d CommandCompletedData
-	if err := decodeAs(e, pre, &d); err != nil {
+	d, err := decodeAs[CommandCompletedData](e, pre)
+	if err != nil {
 		return err
 	}
 	s.index()
@@ -253,27 +253,26 @@ func (s *State) applyContainer(e *Event, pre any) error {
 	}
 	// Decode before mutating, so a bad payload leaves the state unchanged.
 	var (
-		creating CreatingData
-		created  CreatedData
-		started  StartedData
-		stopping StoppingData
-		exit     Exit
-		failure  FailureData
+		creating *CreatingData
+		created  *CreatedData
+		started  *StartedData
+		exit     *Exit
+		failure  *FailureData
 		err      error
 	)
 	switch e.Type {
 	case ContainerCreating:
-		err = decodeAs(e, pre, &creating)
+		creating, err = decodeAs[CreatingData](e, pre)
 	case ContainerCreated:
-		err = decodeAs(e, pre, &created)
+		created, err = decodeAs[CreatedData](e, pre)
 	case ContainerStarted:
-		err = decodeAs(e, pre, &started)
+		started, err = decodeAs[StartedData](e, pre)
 	case ContainerStopping:
-		err = decodeAs(e, pre, &stopping)
+		_, err = decodeAs[StoppingData](e, pre)
 	case ContainerExited:
-		err = decodeAs(e, pre, &exit)
+		exit, err = decodeAs[Exit](e, pre)
 	case ContainerCreateFailed, ContainerRemoveFailed, ContainerUnknown:
-		err = decodeAs(e, pre, &failure)
+		failure, err = decodeAs[FailureData](e, pre)
 	}
 	if err != nil {
 		return err
@@ -328,7 +327,7 @@ func (s *State) applyContainer(e *Event, pre any) error {
 	case ContainerStarted:
 		c.Pid, c.StartedAt = started.Pid, e.Time
 	case ContainerExited:
-		c.Exit, c.Pid = &exit, 0
+		c.Exit, c.Pid = exit, 0
 		c.Execs = nil // an exec process does not outlive its compute system
 	case ContainerCreateFailed, ContainerRemoveFailed, ContainerUnknown:
 		c.Error = failure.Error
@@ -345,8 +344,8 @@ func (s *State) applyContainer(e *Event, pre any) error {
 func (s *State) applyExec(e *Event, pre any) error {
 	c := s.Containers[e.Subject]
 	if e.Type == ContainerExecStarted {
-		var d ExecStartedData
-		if err := decodeAs(e, pre, &d); err != nil {
+		d, err := decodeAs[ExecStartedData](e, pre)
+		if err != nil {
 			return err
 		}
 		if c == nil || c.Phase != PhaseRunning {
@@ -359,8 +358,8 @@ func (s *State) applyExec(e *Event, pre any) error {
 		c.Seq = e.Seq
 		return nil
 	}
-	var x ExecExit
-	if err := decodeAs(e, pre, &x); err != nil {
+	x, err := decodeAs[ExecExit](e, pre)
+	if err != nil {
 		return err
 	}
 	if c != nil {
