@@ -65,8 +65,10 @@ type Config struct {
 	// InboxMaxDeliver bounds the deliveries of one command. 0 means 10.
 	InboxMaxDeliver int
 	// OnCommit, when set, is called by the writer goroutine after each
-	// attempt to commit a batch, with the batch's event count and how long
-	// it took to become durable or fail. It must be cheap.
+	// batch, with its event count and how long its commit took to become
+	// durable or fail, retries included. A batch of several events is
+	// streamed to the server while the writer gathers it; only the time
+	// from its commit message on is counted. It must be cheap.
 	OnCommit func(events int, took time.Duration)
 	// LogMaxBytes and LogMaxAge bound the node's log stream; the oldest
 	// lines go first. 0 means DefaultLogMaxBytes and DefaultLogMaxAge.

@@ -449,25 +449,46 @@ func TestRetryAfterLostAck(t *testing.T) {
 	s := startServer(t, "")
 	j := open(t, s, Config{})
 	boot(t, j)
-	for _, evs := range [][]events.Event{created("c1")[:1], created("c2")} { // a plain publish and a batch
-		ws := make([]wire, len(evs))
-		for i := range evs {
-			w, err := j.encode(&evs[i])
+	for _, tc := range []struct {
+		name     string
+		evs      []events.Event
+		streamed bool
+	}{
+		{"a plain publish", created("c1")[:1], false},
+		{"a batch", created("c2"), false},
+		{"a batch streamed while gathered", created("c3"), true},
+	} {
+		ws := make([]wire, len(tc.evs))
+		for i := range tc.evs {
+			w, err := j.encode(&tc.evs[i])
 			if err != nil {
 				t.Fatal(err)
 			}
 			ws[i] = w
 		}
 		expected := j.LastSeq()
-		if _, _, err := j.attempt(ws, expected); err != nil { // stored; say the ack never came
-			t.Fatal(err)
+		var err error
+		if tc.streamed {
+			g := &gather{}
+			for _, w := range ws {
+				j.send(g, w)
+			}
+			if g.streamed() == nil {
+				t.Fatalf("%s: not streamed: %v", tc.name, g.err)
+			}
+			_, err = j.commitStreamed(g)
+		} else {
+			_, _, err = j.attempt(ws, expected)
 		}
-		first, old, err := j.publish(ws)
+		if err != nil { // stored; say the ack never came
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		first, old, err := j.publish(ws, nil)
 		if err != nil || old || first != expected+1 {
-			t.Fatalf("retry of %d stored events: first %d, old %v, %v; want %d", len(ws), first, old, err, expected+1)
+			t.Fatalf("retry of %s: first %d, old %v, %v; want %d", tc.name, first, old, err, expected+1)
 		}
 		if n := streamMsgs(t, j); n != expected+uint64(len(ws)) {
-			t.Fatalf("stream holds %d messages after the retry, want %d", n, expected+uint64(len(ws)))
+			t.Fatalf("stream holds %d messages after the retry of %s, want %d", n, tc.name, expected+uint64(len(ws)))
 		}
 		j.last.Store(expected + uint64(len(ws))) // as commit does after success
 	}

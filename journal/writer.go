@@ -85,6 +85,21 @@ var errDuplicate = errors.New("event id already journaled")
 // commits a batch.
 const maxLinger = time.Millisecond
 
+// gather is the batch the writer is filling. From its second event on it
+// is streamed to the server as an atomic batch while it grows, so that the
+// server stages the first events, which costs it about as much as
+// committing them, while later Appends are still arriving. The newest
+// message is held back to carry the commit.
+type gather struct {
+	live []*request // taken to be written, in order
+	ws   []wire     // their events, in order
+	n    int        // requests taken, written or answered at once
+
+	bp   jetstreamext.BatchPublisher // nil until a second event joins
+	held *nats.Msg                   // the newest event's message, not yet sent
+	err  error                       // a send failed: the batch is sent afresh at commit
+}
+
 // run is the writer goroutine. It takes every Append queued while the
 // previous batch was committed, up to MaxBatch events, and commits them as
 // one batch. The callers it has just answered often append again at once;
@@ -114,16 +129,17 @@ func (j *Journal) run() {
 				continue
 			}
 		}
-		group, n := []*request{next}, len(next.evs)
+		g := &gather{}
+		j.take(g, next)
 		next = nil
 		var timer *time.Timer
 	fill:
-		for n < j.cfg.MaxBatch {
+		for len(g.ws) < j.cfg.MaxBatch {
 			var r *request
 			select {
 			case r = <-j.queue:
 			default:
-				if len(group) >= want || linger == 0 {
+				if g.n >= want || linger == 0 {
 					break fill
 				}
 				if timer == nil {
@@ -137,19 +153,19 @@ func (j *Journal) run() {
 					break fill
 				}
 			}
-			if n+len(r.evs) > j.cfg.MaxBatch {
+			if len(g.ws)+len(r.evs) > j.cfg.MaxBatch {
 				next = r
 				break
 			}
-			group, n = append(group, r), n+len(r.evs)
+			j.take(g, r)
 		}
 		if timer != nil {
 			timer.Stop()
 		}
 		start := time.Now()
-		j.commit(group)
+		j.commit(g)
 		linger = min(time.Since(start)/4, maxLinger)
-		want = len(group) + len(j.queue)
+		want = g.n + len(j.queue)
 	}
 }
 
@@ -164,31 +180,83 @@ func (j *Journal) drain() {
 	}
 }
 
-// commit writes the events of group as one batch and answers every request.
-func (j *Journal) commit(group []*request) {
-	var live []*request
-	for _, r := range group {
-		switch {
-		case j.ctx.Err() != nil:
-			r.done <- ErrClosed
-		case j.Err() != nil:
-			r.done <- j.Err()
-		case r.ctx.Err() != nil:
-			r.done <- r.ctx.Err()
-		case j.w.answer(r):
-		default:
-			live = append(live, r)
+// take adds r to g, or answers it at once: when the journal cannot take
+// it, its caller has left, or its events were written recently.
+func (j *Journal) take(g *gather, r *request) {
+	g.n++
+	switch {
+	case j.ctx.Err() != nil:
+		r.done <- ErrClosed
+	case j.Err() != nil:
+		r.done <- j.Err()
+	case r.ctx.Err() != nil:
+		r.done <- r.ctx.Err()
+	case j.w.answer(r):
+	default:
+		g.live = append(g.live, r)
+		for _, w := range r.wire {
+			j.send(g, w)
 		}
 	}
+}
+
+// send adds w to g and streams the message before it, the first one
+// fenced on the journal's last sequence.
+func (j *Journal) send(g *gather, w wire) {
+	g.ws = append(g.ws, w)
+	if len(g.ws) == 1 || g.err != nil {
+		return // a lone event goes as a plain publish
+	}
+	if g.bp == nil {
+		if g.bp, g.err = jetstreamext.NewBatchPublisher(j.js, j.flow()); g.err != nil {
+			return
+		}
+		g.held = g.ws[0].msg()
+	}
+	var opts []jetstreamext.BatchMsgOpt
+	if g.bp.Size() == 0 {
+		opts = append(opts, jetstreamext.WithBatchExpectLastSequence(j.last.Load()))
+	}
+	if g.err = g.bp.AddMsg(g.held, opts...); g.err != nil {
+		_ = g.bp.Discard()
+		return
+	}
+	g.held = w.msg()
+}
+
+// flow is the flow control of the journal's batches: no acknowledgement
+// before the commit's.
+func (j *Journal) flow() jetstreamext.BatchFlowControl {
+	return jetstreamext.BatchFlowControl{AckFirst: false, AckTimeout: j.cfg.AttemptTimeout}
+}
+
+// streamed returns g when its batch was streamed whole and awaits its
+// commit, else nil.
+func (g *gather) streamed() *gather {
+	if g.bp == nil || g.err != nil {
+		return nil
+	}
+	return g
+}
+
+// commit commits the events of g and answers every request in it.
+func (j *Journal) commit(g *gather) {
+	live := g.live
 	if len(live) == 0 {
 		return
 	}
-	var ws []wire
-	for _, r := range live {
-		ws = append(ws, r.wire...)
+	if j.ctx.Err() != nil {
+		if g.bp != nil {
+			_ = g.bp.Discard()
+		}
+		for _, r := range live {
+			r.done <- ErrClosed
+		}
+		return
 	}
+	ws := g.ws
 	start := time.Now()
-	first, old, err := j.publish(ws)
+	first, old, err := j.publish(ws, g.streamed())
 	if j.cfg.OnCommit != nil {
 		j.cfg.OnCommit(len(ws), time.Since(start))
 	}
@@ -196,7 +264,7 @@ func (j *Journal) commit(group []*request) {
 	case errors.Is(err, errDuplicate) && len(live) > 1:
 		// Find the culprit: commit each Append on its own.
 		for _, r := range live {
-			j.commit([]*request{r})
+			j.commit(&gather{live: []*request{r}, ws: r.wire, n: 1})
 		}
 		return
 	case errors.Is(err, errDuplicate):
@@ -234,16 +302,21 @@ func (j *Journal) commit(group []*request) {
 }
 
 // publish commits ws after the fence, retrying with the same message ids
-// until the outcome is known. It returns the sequence of the first event;
-// old reports a single event that was already in the journal.
-func (j *Journal) publish(ws []wire) (first uint64, old bool, err error) {
+// until the outcome is known; the first attempt commits streamed when it
+// is not nil. It returns the sequence of the first event; old reports a
+// single event that was already in the journal.
+func (j *Journal) publish(ws []wire, streamed *gather) (first uint64, old bool, err error) {
 	expected := j.last.Load()
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		if j.ctx.Err() != nil {
 			return 0, false, ErrClosed
 		}
-		first, old, err = j.attempt(ws, expected)
+		if attempt == 1 && streamed != nil {
+			first, err = j.commitStreamed(streamed)
+		} else {
+			first, old, err = j.attempt(ws, expected)
+		}
 		if err == nil {
 			return first, old, nil
 		}
@@ -281,6 +354,17 @@ func (j *Journal) publish(ws []wire) (first uint64, old bool, err error) {
 	}
 }
 
+// commitStreamed commits the batch g has streamed with its held message.
+func (j *Journal) commitStreamed(g *gather) (first uint64, err error) {
+	ctx, cancel := context.WithTimeout(j.ctx, j.cfg.AttemptTimeout)
+	defer cancel()
+	ack, err := g.bp.CommitMsg(ctx, g.held)
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence - uint64(len(g.ws)) + 1, nil
+}
+
 // attempt publishes ws once, with the fence on the first message: as a
 // plain publish when there is one event, else as an atomic batch.
 //
@@ -302,7 +386,7 @@ func (j *Journal) attempt(ws []wire, expected uint64) (first uint64, old bool, e
 		// ids before the fence) or an event stored long ago.
 		return ack.Sequence, ack.Duplicate && ack.Sequence != expected+1, nil
 	}
-	bp, err := jetstreamext.NewBatchPublisher(j.js, jetstreamext.BatchFlowControl{AckFirst: false, AckTimeout: j.cfg.AttemptTimeout})
+	bp, err := jetstreamext.NewBatchPublisher(j.js, j.flow())
 	if err != nil {
 		return 0, false, err
 	}

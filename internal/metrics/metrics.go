@@ -67,6 +67,10 @@ func New() *Metrics {
 	return m
 }
 
+// Gatherer returns the registry the metrics are in, for programs that
+// read them without the HTTP endpoint.
+func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
+
 // ObserveCommand counts a command answered with code and records its
 // latency. It satisfies control.Observer.
 func (m *Metrics) ObserveCommand(verb string, code int, took time.Duration) {

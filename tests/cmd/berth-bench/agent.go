@@ -18,6 +18,7 @@ import (
 	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/hcsdriver"
 	"github.com/berthhq/berth/internal/agent"
+	"github.com/berthhq/berth/internal/metrics"
 	"github.com/berthhq/berth/journal"
 	"github.com/berthhq/berth/winsim"
 )
@@ -31,14 +32,15 @@ func init() {
 // agentFixture is a whole agent in process, on winsim, with a client on a
 // connection of its own.
 type agentFixture struct {
-	dir    string
-	host   *winsim.Host
-	agent  *agent.Agent
-	client *control.Client
+	dir     string
+	metrics *metrics.Metrics
+	host    *winsim.Host
+	agent   *agent.Agent
+	client  *control.Client
 }
 
 func newAgentFixture(ctx context.Context, hostOps int) (f *agentFixture, err error) {
-	f = &agentFixture{host: winsim.New()}
+	f = &agentFixture{host: winsim.New(), metrics: metrics.New()}
 	defer func() {
 		if err != nil {
 			f.close()
@@ -49,7 +51,7 @@ func newAgentFixture(ctx context.Context, hostOps int) (f *agentFixture, err err
 	}
 	f.agent, err = agent.Start(ctx, agent.Options{
 		Node: benchNode, DataDir: f.dir, Host: "winsim", Compute: f.host.Compute(), HostOps: hostOps,
-		StopTimeout: 10 * time.Second, Logger: zerolog.New(os.Stderr).Level(zerolog.WarnLevel),
+		StopTimeout: 10 * time.Second, Logger: zerolog.New(os.Stderr).Level(zerolog.WarnLevel), Metrics: f.metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -98,6 +100,17 @@ func (l *latencies) add(d time.Duration) {
 	l.mu.Unlock()
 }
 
+func (l *latencies) mean() time.Duration {
+	if len(l.d) == 0 {
+		return 0
+	}
+	var sum time.Duration
+	for _, d := range l.d {
+		sum += d
+	}
+	return sum / time.Duration(len(l.d))
+}
+
 func (l *latencies) pct(p float64) time.Duration {
 	slices.Sort(l.d)
 	if len(l.d) == 0 {
@@ -112,6 +125,9 @@ func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 // commands in flight (the figure), then with 10 and 1, so that the
 // latency a single command sees can be told apart from the queueing that
 // 50 concurrent clients add (by Little's law, p50 ≈ in flight / rate).
+// Beside the client's view, each row shows from the agent's metrics the
+// mean time from a command's intake to its reply (the rest is the command
+// inbox: storing, delivering, acknowledging) and the journal's batches.
 func benchLifecycle(ctx context.Context, short bool) ([]Row, error) {
 	n := 1000
 	if short {
@@ -151,6 +167,10 @@ func lifecycleRun(ctx context.Context, f *agentFixture, prefix string, n, inFlig
 		ids <- fmt.Sprintf("%s-%d", prefix, i)
 	}
 	close(ids)
+	before, err := agentSums(f.metrics)
+	if err != nil {
+		return Row{}, err
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, inFlight)
@@ -175,6 +195,11 @@ func lifecycleRun(ctx context.Context, f *agentFixture, prefix string, n, inFlig
 	if err := <-errs; err != nil {
 		return Row{}, err
 	}
+	after, err := agentSums(f.metrics)
+	if err != nil {
+		return Row{}, err
+	}
+	b := after.sub(before)
 	return Row{Label: fmt.Sprintf("%d containers, %d in flight", n, inFlight), Figures: []Figure{
 		{Name: "containers/s", Value: float64(n) / took.Seconds(), Format: "%.1f"},
 		{Name: "commands", Value: float64(len(lat.d))},
@@ -182,7 +207,45 @@ func lifecycleRun(ctx context.Context, f *agentFixture, prefix string, n, inFlig
 		{Name: "p99 ms", Value: ms(lat.pct(0.99)), Format: "%.2f"},
 		{Name: "max ms", Value: ms(lat.pct(1)), Format: "%.2f"},
 		{Name: "target p99 ms", Value: 20},
+		{Name: "mean ms", Value: ms(lat.mean()), Format: "%.2f"},
+		{Name: "in agent ms", Value: 1e3 * b.cmdSeconds / b.cmds, Format: "%.2f"},
+		{Name: "batches/s", Value: b.n / took.Seconds(), Format: "%.0f"},
+		{Name: "events/batch", Value: b.events / b.n, Format: "%.1f"},
+		{Name: "commit ms", Value: 1e3 * b.seconds / b.n, Format: "%.2f"},
 	}}, nil
+}
+
+// agentTotals are sums from the agent's histograms: journal batches
+// committed, their events and the seconds their commits took; commands
+// answered and the seconds from their intake to their reply.
+type agentTotals struct{ n, events, seconds, cmds, cmdSeconds float64 }
+
+func (a agentTotals) sub(b agentTotals) agentTotals {
+	return agentTotals{a.n - b.n, a.events - b.events, a.seconds - b.seconds, a.cmds - b.cmds, a.cmdSeconds - b.cmdSeconds}
+}
+
+// agentSums reads the totals from the agent's metrics.
+func agentSums(m *metrics.Metrics) (agentTotals, error) {
+	fams, err := m.Gatherer().Gather()
+	if err != nil {
+		return agentTotals{}, err
+	}
+	var t agentTotals
+	for _, f := range fams {
+		for _, mt := range f.GetMetric() {
+			h := mt.GetHistogram()
+			switch f.GetName() {
+			case "berth_journal_batch_events":
+				t.n, t.events = float64(h.GetSampleCount()), h.GetSampleSum()
+			case "berth_journal_append_duration_seconds":
+				t.seconds = h.GetSampleSum()
+			case "berth_command_duration_seconds":
+				t.cmds += float64(h.GetSampleCount())
+				t.cmdSeconds += h.GetSampleSum()
+			}
+		}
+	}
+	return t, nil
 }
 
 func benchBurst(ctx context.Context, short bool) ([]Row, error) {
