@@ -105,7 +105,16 @@ func TestSIGKILLedBerthdConverges(t *testing.T) {
 			}
 		}()
 	}
-	<-one
+	all := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(all)
+	}()
+	select {
+	case <-one:
+	case <-all:
+		t.Fatal("berthd answered none of the burst")
+	}
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -322,7 +322,8 @@ func (pl *pull) layer(ctx context.Context, i int) error {
 			if _, err := ahead.ImportAhead(ctx, info.DiffID, parents, content, parentDone); err != nil {
 				return err
 			}
-			return pl.imported(i)
+			pl.imported(i)
+			return nil
 		}
 	}
 	var content io.ReadCloser
@@ -352,14 +353,14 @@ func (pl *pull) layer(ctx context.Context, i int) error {
 	if _, err := pl.store.Import(ctx, info.DiffID, parents, content); err != nil {
 		return err
 	}
-	return pl.imported(i)
+	pl.imported(i)
+	return nil
 }
 
 // imported records that layer i is in the store.
-func (pl *pull) imported(i int) error {
+func (pl *pull) imported(i int) {
 	close(pl.inStore[i])
 	pl.progress.set(i, pl.image.Layers[i].Size, imagedriver.LayerDone)
-	return nil
 }
 
 var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
