@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -360,20 +361,18 @@ func benchReplay(ctx context.Context, short bool) ([]Row, error) {
 		}
 	}
 
-	// CPU per event is the process's (the embedded server's included):
-	// unlike the rates, it hardly moves with the load of other processes.
-	var boots, raws, bootCPUs, rawCPUs []float64
+	var boots, raws []replayRun
 	var containers int
 	for range rounds {
 		j, err := journal.Open(ctx, f.nc, journal.Config{Subjects: events.NewSubjects("", benchNode)})
 		if err != nil {
 			return nil, err
 		}
-		cpu0, _ := processCPU()
-		start := time.Now()
-		st, err := j.Boot(ctx)
-		el := time.Since(start)
-		cpu1, _ := processCPU()
+		var st *events.State
+		run, err := measureRead(n, func() (err error) {
+			st, err = j.Boot(ctx)
+			return err
+		})
 		_ = j.Close()
 		if err != nil {
 			return nil, err
@@ -382,60 +381,81 @@ func benchReplay(ctx context.Context, short bool) ([]Row, error) {
 			return nil, fmt.Errorf("boot folded up to sequence %d, want %d", st.Seq, n)
 		}
 		containers = len(st.Containers)
-		boots = append(boots, float64(n)/el.Seconds())
-		bootCPUs = append(bootCPUs, perEvent(cpu1-cpu0, n))
+		boots = append(boots, run)
 
-		cpu0, _ = processCPU()
-		rate, err := rawReplay(ctx, f, n)
+		run, err = measureRead(n, func() error { return rawReplay(ctx, f, n) })
 		if err != nil {
 			return nil, err
 		}
-		cpu1, _ = processCPU()
-		raws = append(raws, rate)
-		rawCPUs = append(rawCPUs, perEvent(cpu1-cpu0, n))
+		raws = append(raws, run)
 	}
-	raw := median(raws)
+	raw := medianOf(raws, func(r replayRun) float64 { return r.rate })
+	row := func(label string, runs []replayRun) Row {
+		rate := medianOf(runs, func(r replayRun) float64 { return r.rate })
+		return Row{Label: label, Figures: []Figure{
+			{Name: "events/s", Value: rate},
+			{Name: "of raw", Value: 100 * rate / raw, Format: "%.0f%%"},
+			{Name: "µs/event", Value: 1e6 / rate, Format: "%.2f"},
+			{Name: "CPU µs/event", Value: medianOf(runs, func(r replayRun) float64 { return r.cpu }), Format: "%.2f"},
+			{Name: "alloc B/event", Value: medianOf(runs, func(r replayRun) float64 { return r.alloc }), Format: "%.0f"},
+			{Name: "rounds", Value: float64(rounds)},
+		}}
+	}
 	return []Row{
-		{Label: fmt.Sprintf("Boot: decode + fold %d events (%d containers left)", n, containers), Figures: []Figure{
-			{Name: "events/s", Value: median(boots)},
-			{Name: "of raw", Value: 100 * median(boots) / raw, Format: "%.0f%%"},
-			{Name: "µs/event", Value: 1e6 / median(boots), Format: "%.2f"},
-			{Name: "CPU µs/event", Value: median(bootCPUs), Format: "%.2f"},
-			{Name: "rounds", Value: float64(rounds)},
-		}},
-		{Label: "raw ordered consumer, receive only", Figures: []Figure{
-			{Name: "events/s", Value: raw},
-			{Name: "of raw", Value: 100, Format: "%.0f%%"},
-			{Name: "µs/event", Value: 1e6 / raw, Format: "%.2f"},
-			{Name: "CPU µs/event", Value: median(rawCPUs), Format: "%.2f"},
-			{Name: "rounds", Value: float64(rounds)},
-		}},
+		row(fmt.Sprintf("Boot: decode + fold %d events (%d containers left)", n, containers), boots),
+		row("raw ordered consumer, receive only", raws),
 	}, nil
 }
 
-// perEvent is cpu spread over n events, in µs; 0 where the platform does
-// not tell the process's CPU time.
-func perEvent(cpu time.Duration, n int) float64 {
-	return float64(cpu.Microseconds()) / float64(n)
+// replayRun is what one read of the stream took: events per second, and
+// per event the process's CPU time in µs (the embedded server's included;
+// unlike the rate, it hardly moves with the load of other processes, and
+// it is 0 where the platform does not tell) and the bytes it allocated.
+type replayRun struct{ rate, cpu, alloc float64 }
+
+// measureRead runs read, which reads n events, and measures it.
+func measureRead(n int, read func() error) (replayRun, error) {
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	cpu0, _ := processCPU()
+	start := time.Now()
+	err := read()
+	el := time.Since(start)
+	cpu1, _ := processCPU()
+	runtime.ReadMemStats(&m1)
+	return replayRun{
+		rate:  float64(n) / el.Seconds(),
+		cpu:   float64((cpu1 - cpu0).Microseconds()) / float64(n),
+		alloc: float64(m1.TotalAlloc-m0.TotalAlloc) / float64(n),
+	}, err
 }
 
-func rawReplay(ctx context.Context, f *journalFixture, n int) (float64, error) {
-	start := time.Now()
+// rawReplay reads n events from the start of the stream with an ordered
+// consumer, and nothing else.
+func rawReplay(ctx context.Context, f *journalFixture, n int) error {
 	oc, err := f.js.OrderedConsumer(ctx, events.NewSubjects("", benchNode).EventStream(), jetstream.OrderedConsumerConfig{})
 	if err != nil {
-		return 0, err
+		return err
 	}
 	it, err := oc.Messages()
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer it.Stop()
 	for range n {
 		if _, err := it.Next(jetstream.NextContext(ctx)); err != nil {
-			return 0, err
+			return err
 		}
 	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	return nil
+}
+
+func medianOf[T any](runs []T, f func(T) float64) float64 {
+	v := make([]float64, len(runs))
+	for i, r := range runs {
+		v[i] = f(r)
+	}
+	return median(v)
 }
 
 func median(v []float64) float64 {
