@@ -21,14 +21,15 @@ func (j *Journal) Replay(ctx context.Context, from, to uint64, fn func(*events.E
 	return j.replay(ctx, from, to, false, func(ev *events.Event, _ any) error { return fn(ev) })
 }
 
-// replay is Replay; with data set, it also decodes each event's data with
-// events.DecodeData and hands it to fn (nil when there is none).
+// replay is Replay; with fold set, it also decodes each event's data as
+// events.DecodeData does and hands it to fn (nil when there is none), and
+// fn must not keep the event after it returns: its memory is reused.
 //
 // Receiving, decoding and folding run on different goroutines: a reader
 // receives messages in chunks, decoders decode the chunks in parallel, and
 // the caller's goroutine calls fn for the chunks in stream order. Every
 // goroutine ends before replay returns.
-func (j *Journal) replay(ctx context.Context, from, to uint64, data bool, fn func(*events.Event, any) error) error {
+func (j *Journal) replay(ctx context.Context, from, to uint64, fold bool, fn func(*events.Event, any) error) error {
 	last, err := j.streamLast(ctx)
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
@@ -58,18 +59,24 @@ func (j *Journal) replay(ctx context.Context, from, to uint64, data bool, fn fun
 	decoders := max(2, runtime.GOMAXPROCS(0))
 	work := make(chan *chunk, decoders)
 	ordered := make(chan *chunk, 2*decoders)
+	// Folded chunks go back to the reader, when fn keeps no event. There
+	// are never more chunks than the channels and the goroutines hold.
+	var free chan *chunk
+	if fold {
+		free = make(chan *chunk, cap(work)+cap(ordered)+decoders+2)
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(ordered)
 		defer close(work)
 		defer it.Stop()
-		receive(ctx, it, to, work, ordered)
+		receive(ctx, it, to, work, ordered, free)
 	})
 	for range decoders {
 		wg.Go(func() {
 			in := interner{}
 			for c := range work {
-				c.decode(in, data)
+				c.decode(in, fold)
 			}
 		})
 	}
@@ -85,6 +92,10 @@ func (j *Journal) replay(ctx context.Context, from, to uint64, data bool, fn fun
 		if c.err != nil {
 			cancel()
 			return c.err
+		}
+		select {
+		case free <- c:
+		default:
 		}
 	}
 	return nil
@@ -107,9 +118,10 @@ type chunk struct {
 }
 
 // receive reads messages from it up to sequence to and sends them in
-// chunks, each to the decoders (work) and, after, to the fold (ordered). An
-// error ends the reading with a last chunk carrying it.
-func receive(ctx context.Context, it jetstream.MessagesContext, to uint64, work, ordered chan<- *chunk) {
+// chunks, each to the decoders (work) and, after, to the fold (ordered). It
+// takes the chunks from free while it has any. An error ends the reading
+// with a last chunk carrying it.
+func receive(ctx context.Context, it jetstream.MessagesContext, to uint64, work, ordered chan<- *chunk, free <-chan *chunk) {
 	send := func(c *chunk) bool {
 		for _, ch := range []chan<- *chunk{work, ordered} {
 			select {
@@ -128,7 +140,7 @@ func receive(ctx context.Context, it jetstream.MessagesContext, to uint64, work,
 		case <-ctx.Done():
 		}
 	}
-	c := newChunk()
+	c := newChunk(free)
 	for {
 		m, err := it.Next(jetstream.NextContext(ctx))
 		var md *jetstream.MsgMetadata
@@ -152,21 +164,31 @@ func receive(ctx context.Context, it jetstream.MessagesContext, to uint64, work,
 			if !send(c) || end {
 				return
 			}
-			c = newChunk()
+			c = newChunk(free)
 		}
 	}
 }
 
-func newChunk() *chunk {
-	return &chunk{msgs: make([]jetstream.Msg, 0, replayChunk), seqs: make([]uint64, 0, replayChunk), done: make(chan struct{})}
+// newChunk returns an empty chunk, one from free when it has one.
+func newChunk(free <-chan *chunk) *chunk {
+	select {
+	case c := <-free:
+		clear(c.evs) // let go of what the last use held
+		clear(c.data)
+		*c = chunk{msgs: c.msgs[:0], seqs: c.seqs[:0], evs: c.evs[:0], data: c.data[:0], done: make(chan struct{})}
+		return c
+	default:
+	}
+	return &chunk{
+		msgs: make([]jetstream.Msg, 0, replayChunk), seqs: make([]uint64, 0, replayChunk), done: make(chan struct{}),
+		evs: make([]events.Event, 0, replayChunk), data: make([]any, 0, replayChunk),
+	}
 }
 
 // decode decodes the chunk's messages, up to the first that does not
 // decode, and closes done.
 func (c *chunk) decode(in interner, data bool) {
 	defer close(c.done)
-	c.evs = make([]events.Event, 0, len(c.msgs))
-	c.data = make([]any, 0, len(c.msgs))
 	for i, m := range c.msgs {
 		ev, d, err := decodeEvent(m.Data(), in, data)
 		if err != nil {
@@ -177,7 +199,7 @@ func (c *chunk) decode(in interner, data bool) {
 		c.evs = append(c.evs, ev)
 		c.data = append(c.data, d)
 	}
-	c.msgs = nil // the events hold what they need of the messages' data
+	clear(c.msgs) // the events hold what they need of the messages' data
 }
 
 // StateAt folds the journal from the start (or from the latest snapshot,
