@@ -162,7 +162,7 @@ func lifecycleDocs(b testing.TB, n int) [][]byte {
 // per event beyond receiving it.
 func BenchmarkDecodeFold(b *testing.B) {
 	docs := lifecycleDocs(b, 1000)
-	in := interner{}
+	in := new(interner)
 	b.ReportAllocs()
 	b.ResetTimer()
 	n := 0

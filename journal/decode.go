@@ -19,7 +19,7 @@ import (
 // With data set, decodeEvent also returns the event's data decoded as
 // events.DecodeData decodes it (nil when there is none, or when it does
 // not decode: the fold then decodes it again and words the error).
-func decodeEvent(b []byte, in interner, data bool) (events.Event, any, error) {
+func decodeEvent(b []byte, in *interner, data bool) (events.Event, any, error) {
 	ev, ok := fastDecode(b, in)
 	var d any
 	if ok && data {
@@ -42,20 +42,42 @@ func decodeEvent(b []byte, in interner, data bool) (events.Event, any, error) {
 // event to event (spec version, source, type, content type), so that
 // decoding them does not allocate. It is not safe for concurrent use; a
 // nil interner interns nothing.
-type interner map[string]string
+type interner struct {
+	last [4]string // the last value of each field, the likeliest next
+	all  map[string]string
+}
 
-func (in interner) str(b []byte) string {
-	if s, ok := in[string(b)]; ok {
+// The fields an interner holds.
+const (
+	internSpecVersion = iota
+	internSource
+	internType
+	internContentType
+)
+
+// str returns b as a string: the one the interner holds, if it does.
+func (in *interner) str(field int, b []byte) string {
+	if in == nil {
+		return string(b)
+	}
+	if s := in.last[field]; s == string(b) {
 		return s
 	}
-	s := string(b)
-	if in != nil && len(in) < 64 {
-		in[s] = s
+	s, ok := in.all[string(b)]
+	if !ok {
+		s = string(b)
+		if in.all == nil {
+			in.all = map[string]string{}
+		}
+		if len(in.all) < 64 {
+			in.all[s] = s
+		}
 	}
+	in.last[field] = s
 	return s
 }
 
-func fastDecode(b []byte, in interner) (ev events.Event, ok bool) {
+func fastDecode(b []byte, in *interner) (ev events.Event, ok bool) {
 	s := scanner{b: b}
 	if !s.byte('{') {
 		return ev, false
@@ -72,19 +94,19 @@ func fastDecode(b []byte, in interner) (ev events.Event, ok bool) {
 		var bit uint16
 		switch string(k) {
 		case "specversion":
-			bit, ok = 1<<0, s.str(&ev.SpecVersion, in)
+			bit, ok = 1<<0, s.intern(&ev.SpecVersion, in, internSpecVersion)
 		case "id":
-			bit, ok = 1<<1, s.str(&ev.ID, nil)
+			bit, ok = 1<<1, s.str(&ev.ID)
 		case "source":
-			bit, ok = 1<<2, s.str(&ev.Source, in)
+			bit, ok = 1<<2, s.intern(&ev.Source, in, internSource)
 		case "type":
-			bit, ok = 1<<3, s.str(&ev.Type, in)
+			bit, ok = 1<<3, s.intern(&ev.Type, in, internType)
 		case "subject":
-			bit, ok = 1<<4, s.str(&ev.Subject, nil)
+			bit, ok = 1<<4, s.str(&ev.Subject)
 		case "datacontenttype":
-			bit, ok = 1<<5, s.str(&ev.ContentType, in)
+			bit, ok = 1<<5, s.intern(&ev.ContentType, in, internContentType)
 		case "berthcommand":
-			bit, ok = 1<<6, s.str(&ev.Command, nil)
+			bit, ok = 1<<6, s.str(&ev.Command)
 		case "time":
 			var t []byte
 			t, ok = s.raw()
@@ -168,10 +190,17 @@ var plain = func() (p [256]bool) {
 	return p
 }()
 
-// str reads a string into dst, interned by in.
-func (s *scanner) str(dst *string, in interner) bool {
+// str reads a string into dst.
+func (s *scanner) str(dst *string) bool {
 	v, ok := s.raw()
-	*dst = in.str(v)
+	*dst = string(v)
+	return ok
+}
+
+// intern reads a string into dst, as the field of in.
+func (s *scanner) intern(dst *string, in *interner, field int) bool {
+	v, ok := s.raw()
+	*dst = in.str(field, v)
 	return ok
 }
 

@@ -39,7 +39,7 @@ func sameDecode(t *testing.T, b []byte) {
 	t.Helper()
 	want, wantErr := events.DecodeEvent(b)
 	for _, withData := range []bool{false, true} {
-		got, data, err := decodeEvent(b, interner{}, withData)
+		got, data, err := decodeEvent(b, new(interner), withData)
 		if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
 			t.Fatalf("decoding %s: error %v, DecodeEvent says %v", b, err, wantErr)
 		}

@@ -75,7 +75,7 @@ func (j *Journal) replay(ctx context.Context, from, to uint64, fold bool, fn fun
 	})
 	for range decoders {
 		wg.Go(func() {
-			in := interner{}
+			in := new(interner)
 			for c := range work {
 				c.decode(in, fold)
 			}
@@ -247,7 +247,7 @@ func newChunk(free <-chan *chunk) *chunk {
 
 // decode decodes the chunk's messages, up to the first that does not
 // decode, and closes done.
-func (c *chunk) decode(in interner, data bool) {
+func (c *chunk) decode(in *interner, data bool) {
 	defer close(c.done)
 	for i, m := range c.msgs {
 		ev, d, err := decodeEvent(m.Data(), in, data)
