@@ -77,6 +77,7 @@ type State struct {
 
 	outcomeIdx map[string]int // command id -> index in Outcomes + dropped
 	dropped    int            // outcomes evicted from the front since the index was built
+	outcomeBuf []Outcome      // the array Outcomes slides along; see appendOutcome
 	recordView bool           // see RecordView
 }
 
@@ -147,10 +148,29 @@ func (s *State) applyNode(e *Event, pre any) error {
 	if _, dup := s.outcomeIdx[e.Subject]; dup {
 		return nil // first outcome wins; a repeat cannot change history
 	}
-	s.Outcomes = append(s.Outcomes, Outcome{ID: e.Subject, Verb: d.Verb, Container: d.Container, Reply: d.Reply, At: e.Time})
+	s.appendOutcome(Outcome{ID: e.Subject, Verb: d.Verb, Container: d.Container, Reply: d.Reply, At: e.Time})
 	s.outcomeIdx[e.Subject] = len(s.Outcomes) - 1 + s.dropped
 	s.evict(e.Time)
 	return nil
+}
+
+// appendOutcome appends o to Outcomes. Once the window is full, each new
+// outcome evicts the oldest, and Outcomes slides along its array; plain
+// append would copy the window into a new array each time it reached the
+// array's end, allocating as much as it copies. appendOutcome gives the
+// window an array of twice its length and moves it back to the front when
+// it reaches the end: one copy per window's length of outcomes, and no
+// allocation.
+func (s *State) appendOutcome(o Outcome) {
+	if n := len(s.Outcomes); n > 0 && n == cap(s.Outcomes) {
+		if cap(s.outcomeBuf) < 2*n {
+			s.outcomeBuf = make([]Outcome, 2*n)
+		}
+		copy(s.outcomeBuf, s.Outcomes)
+		clear(s.outcomeBuf[n:])
+		s.Outcomes = s.outcomeBuf[:n]
+	}
+	s.Outcomes = append(s.Outcomes, o)
 }
 
 // evict drops outcomes beyond the window, oldest first.
@@ -169,8 +189,9 @@ func (s *State) evict(now time.Time) {
 	if n > 0 {
 		// Reslice rather than copy: copying the whole window on every
 		// eviction made each command cost O(window) once the window was
-		// full. append reallocates (keeping only the live outcomes) when
-		// the backing array runs out.
+		// full. appendOutcome moves the live outcomes back to the front
+		// when the array runs out.
+		clear(s.Outcomes[:n]) // let go of what they hold until then
 		s.Outcomes = s.Outcomes[n:]
 		s.dropped += n
 	}

@@ -507,7 +507,7 @@ func outcomeIDs(s *events.State, ids []string) []string {
 func TestOutcome_EvictByCount(t *testing.T) {
 	s := events.NewState(testNode, events.Window{MaxCount: 3})
 	var ids []string
-	for i := range 10 {
+	for i := range 20 { // the window moves back to the front of its array
 		id := fmt.Sprintf("cmd-%d", i)
 		ids = append(ids, id)
 		if err := s.Apply(completed(id, uint64(i+1), events.VerbStart)); err != nil {
@@ -517,8 +517,12 @@ func TestOutcome_EvictByCount(t *testing.T) {
 		if diff := cmp.Diff(ids[lo:], outcomeIDs(s, ids)); diff != "" {
 			t.Fatalf("after %d outcomes, ids in the window (-want +got):\n%s", i+1, diff)
 		}
-		if len(s.Outcomes) != len(ids[lo:]) {
-			t.Fatalf("after %d outcomes, %d kept, want %d", i+1, len(s.Outcomes), len(ids[lo:]))
+		var kept []string
+		for _, o := range s.Outcomes {
+			kept = append(kept, o.ID)
+		}
+		if diff := cmp.Diff(ids[lo:], kept); diff != "" {
+			t.Fatalf("after %d outcomes, Outcomes (-want +got):\n%s", i+1, diff)
 		}
 	}
 }
