@@ -12,9 +12,9 @@ import (
 // decodeEvent decodes one journal document into the same Event that
 // events.DecodeEvent returns. Decoding dominates the cost of a replay, so
 // documents in the form Event.Marshal writes (known fields with exact
-// names, strings without escapes) are read in place; anything else, and
-// every document DecodeEvent would refuse, goes through DecodeEvent, which
-// also words the errors.
+// names, strings without escapes, data last) are read in place; anything
+// else, and every document DecodeEvent would refuse, goes through
+// DecodeEvent, which also words the errors.
 //
 // With data set, decodeEvent also returns the event's data decoded as
 // events.DecodeData decodes it (nil when there is none, or when it does
