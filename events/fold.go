@@ -239,18 +239,15 @@ var phaseIntents = map[Phase]string{PhaseCreating: ContainerCreating, PhaseRemov
 // container in phase p (p is "" when the container does not exist).
 func Allowed(typ string, p Phase) bool {
 	t, ok := transitions[typ]
-	if !ok {
-		return false
-	}
+	return ok && t.allows(p)
+}
+
+// allows reports whether t may be applied to a container in phase p.
+func (t transition) allows(p Phase) bool {
 	if t.from == nil {
 		return p == "" || p == PhaseFailed || p == PhaseRemoved
 	}
-	for _, f := range t.from {
-		if f == p {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(t.from, p)
 }
 
 func (s *State) applyContainer(e *Event, pre any) error {
@@ -266,7 +263,7 @@ func (s *State) applyContainer(e *Event, pre any) error {
 	if c != nil {
 		phase = c.Phase
 	}
-	if !Allowed(e.Type, phase) {
+	if !t.allows(phase) {
 		if phase == "" {
 			return fmt.Errorf("%w: %s for container %s, which does not exist", ErrWrongPhase, e.Short(), e.Subject)
 		}
