@@ -308,21 +308,11 @@ func benchMemory(ctx context.Context, short bool) ([]Row, error) {
 		}
 		_ = sys.Close()
 	}
-	dir, err := os.MkdirTemp("", "berth-bench-")
+	nc, stop, err := tempServer(ctx, false)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	srv, err := journal.StartServer(ctx, journal.ServerOptions{DataDir: dir})
-	if err != nil {
-		return nil, err
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect()
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
+	defer stop()
 	node, err := actors.New(actors.Config{Node: benchNode, Compute: host.Compute(), Logger: zerolog.Nop()})
 	if err != nil {
 		return nil, err

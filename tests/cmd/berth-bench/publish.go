@@ -45,22 +45,39 @@ func benchPublish(ctx context.Context, short bool) ([]Row, error) {
 	return rows, nil
 }
 
-func publishCosts(ctx context.Context, label string, storage jetstream.StorageType, syncAlways bool, n int) ([]Row, error) {
+// tempServer starts an embedded server in a fresh directory and connects
+// to it; stop closes the connection, shuts the server down and removes the
+// directory.
+func tempServer(ctx context.Context, syncAlways bool) (nc *nats.Conn, stop func(), err error) {
 	dir, err := os.MkdirTemp("", "berth-bench-")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer os.RemoveAll(dir)
 	srv, err := journal.StartServer(ctx, journal.ServerOptions{DataDir: dir, SyncAlways: syncAlways})
 	if err != nil {
-		return nil, err
+		_ = os.RemoveAll(dir)
+		return nil, nil, err
 	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect()
+	stop = func() {
+		if nc != nil {
+			nc.Close()
+		}
+		srv.Shutdown()
+		_ = os.RemoveAll(dir)
+	}
+	if nc, err = srv.Connect(); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return nc, stop, nil
+}
+
+func publishCosts(ctx context.Context, label string, storage jetstream.StorageType, syncAlways bool, n int) ([]Row, error) {
+	nc, stop, err := tempServer(ctx, syncAlways)
 	if err != nil {
 		return nil, err
 	}
-	defer nc.Close()
+	defer stop()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
