@@ -169,7 +169,6 @@ func receive(ctx context.Context, it jetstream.MessagesContext, to uint64, work,
 	}
 }
 
-// newChunk returns an empty chunk, one from free when it has one.
 // position returns the stream sequence of m, which a consumer delivered,
 // and how many messages the consumer had pending after it, as m.Metadata
 // reports them. Metadata, which parses every field of the reply subject
@@ -230,6 +229,7 @@ func decimal(s string) (n uint64, ok bool) {
 	return n, true
 }
 
+// newChunk returns an empty chunk, one from free when it has one.
 func newChunk(free <-chan *chunk) *chunk {
 	select {
 	case c := <-free:
