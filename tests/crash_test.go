@@ -3,15 +3,21 @@ package tests
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/nats-io/nats.go"
 
 	"github.com/berthhq/berth/control"
 	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/hcsdriver"
+	"github.com/berthhq/berth/imagedriver"
+	"github.com/berthhq/berth/imagedriver/dirlayer"
+	"github.com/berthhq/berth/imagedriver/registry"
+	"github.com/berthhq/berth/imagedriver/registry/registrytest"
 	"github.com/berthhq/berth/internal/agent"
 	"github.com/berthhq/berth/winsim"
 )
@@ -202,27 +208,43 @@ func failAt(id string, k int, durable bool) (fp func([]events.Event, bool), hit 
 }
 
 // TestCrashAtEveryStep stops the agent abruptly at every intent and
-// outcome of create, start, stop and remove, starts it again on the same
-// host and journal, and checks that the command got its outcome (the inbox
-// delivered it again), the fold matches the host, and, once every container
-// is removed, nothing is left on the host.
+// outcome of create, start, stop and remove, those of the image pull, the
+// scratch layer and the endpoint included, starts it again on the same
+// host, layer store and journal, and checks that the command got its
+// outcome (the inbox delivered it again), the fold matches the host, and,
+// once every container is removed, nothing is left on the host and no
+// scratch layer in the store.
 func TestCrashAtEveryStep(t *testing.T) {
 	stopIn := time.Second
+	reg := registrytest.New()
+	defer reg.Close()
+	layer, err := registrytest.Layer(map[string][]byte{"Files/app.txt": []byte("app")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := registrytest.Image(crashPlatform.OSVersion, v1.Config{Entrypoint: []string{"ping"}}, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := pingSpec
+	if spec.Image.Ref, err = reg.Push("app:1", img); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		verb  string
 		setup func(ctx context.Context, r *rig)
 		cmd   events.Command
 	}{
-		{verb: "create", cmd: events.Command{Verb: events.VerbCreate, Container: "c", Spec: &pingSpec}},
+		{verb: "create", cmd: events.Command{Verb: events.VerbCreate, Container: "c", Spec: &spec}},
 		{verb: "start", cmd: events.Command{Verb: events.VerbStart, Container: "c"},
 			setup: func(ctx context.Context, r *rig) {
-				_, err := r.client.Create(ctx, "c", pingSpec)
+				_, err := r.client.Create(ctx, "c", spec)
 				r.must("create", err)
 			}},
 		{verb: "stop", cmd: events.Command{Verb: events.VerbStop, Container: "c", Timeout: (*events.Duration)(&stopIn)},
-			setup: func(ctx context.Context, r *rig) { _, err := r.client.Run(ctx, "c", pingSpec); r.must("run", err) }},
+			setup: func(ctx context.Context, r *rig) { _, err := r.client.Run(ctx, "c", spec); r.must("run", err) }},
 		{verb: "remove", cmd: events.Command{Verb: events.VerbRemove, Container: "c", Force: true},
-			setup: func(ctx context.Context, r *rig) { _, err := r.client.Run(ctx, "c", pingSpec); r.must("run", err) }},
+			setup: func(ctx context.Context, r *rig) { _, err := r.client.Run(ctx, "c", spec); r.must("run", err) }},
 	} {
 		t.Run(tc.verb, func(t *testing.T) {
 			for k := 0; ; k++ {
@@ -254,8 +276,14 @@ func crashAt(t *testing.T, setup func(context.Context, *rig), cmd events.Command
 	cmd.ID = events.NewID()
 	fp, hit, release := failAt(cmd.ID, k, durable)
 	defer release()
-	r.start(fp)
-	_, err := r.client.ConfigureNetwork(ctx, events.NetworkConfig{ClusterCIDR: "10.200.0.0/16", NodeSlice: "10.200.1.0/24", Type: "nat"})
+	store, err := dirlayer.New(filepath.Join(r.dir, "layers"))
+	r.must("layer store", err)
+	start := func(fp func([]events.Event, bool)) {
+		r.startWith(agent.Options{Network: r.host.Network(), Failpoint: fp,
+			Images: registry.New(registry.Options{TempDir: r.t.TempDir()}), Layers: store, Platform: crashPlatform})
+	}
+	start(fp)
+	_, err = r.client.ConfigureNetwork(ctx, events.NetworkConfig{ClusterCIDR: "10.200.0.0/16", NodeSlice: "10.200.1.0/24", Type: "nat"})
 	r.must("network configure", err)
 	if setup != nil {
 		setup(ctx, r)
@@ -275,7 +303,7 @@ func crashAt(t *testing.T, setup func(context.Context, *rig), cmd events.Command
 		return false
 	}
 
-	r.start(nil)
+	start(nil)
 	defer r.stop()
 	waitFor(t, "the command's outcome", func() bool {
 		st, err := r.a.Node.State(ctx)
@@ -287,5 +315,11 @@ func crashAt(t *testing.T, setup func(context.Context, *rig), cmd events.Command
 	})
 	r.settled(ctx)
 	r.drained(ctx)
+	if left, err := store.ListScratch(ctx); err != nil || len(left) != 0 {
+		t.Fatalf("after removing every container the layer store holds scratch layers %+v (%v)", left, err)
+	}
 	return true
 }
+
+// crashPlatform is the host platform of the crash test's agents and image.
+var crashPlatform = imagedriver.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.20348.2227"}
