@@ -146,13 +146,7 @@ func lifecycleDocs(b testing.TB, n int) [][]byte {
 		evs = append(evs, r[0], r[1], completed(cmd+"s", events.VerbStart, id, events.PhaseRunning),
 			r[2], r[3], completed(cmd+"t", events.VerbStop, id, events.PhaseExited),
 			r[4], r[5], completed(cmd+"r", events.VerbRemove, id, events.PhaseRemoved))
-		for k := range evs {
-			d, err := evs[k].Marshal()
-			if err != nil {
-				b.Fatal(err)
-			}
-			docs = append(docs, d)
-		}
+		docs = append(docs, marshalAll(b, evs)...)
 	}
 	return docs
 }

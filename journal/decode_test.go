@@ -21,7 +21,13 @@ func documents(t testing.TB) [][]byte {
 		events.NewEvent(node, events.NodeStarted, node, "", events.NodeStartedData{Version: "1.0", Host: "winsim"}),
 		events.NewEvent(node, events.ContainerUnknown, "c3", "", nil),
 	)
-	var docs [][]byte
+	return marshalAll(t, evs)
+}
+
+// marshalAll returns the journal documents of evs.
+func marshalAll(t testing.TB, evs []events.Event) [][]byte {
+	t.Helper()
+	docs := make([][]byte, 0, len(evs))
 	for i := range evs {
 		b, err := evs[i].Marshal()
 		if err != nil {

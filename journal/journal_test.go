@@ -473,7 +473,7 @@ func TestRetryAfterLostAck(t *testing.T) {
 			for _, w := range ws {
 				j.send(g, w)
 			}
-			if g.streamed() == nil {
+			if g.bp == nil || g.err != nil {
 				t.Fatalf("%s: not streamed: %v", tc.name, g.err)
 			}
 			_, err = j.commitStreamed(g)
@@ -483,7 +483,7 @@ func TestRetryAfterLostAck(t *testing.T) {
 		if err != nil { // stored; say the ack never came
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		first, old, err := j.publish(ws, nil)
+		first, old, err := j.publish(&gather{ws: ws})
 		if err != nil || old || first != expected+1 {
 			t.Fatalf("retry of %s: first %d, old %v, %v; want %d", tc.name, first, old, err, expected+1)
 		}

@@ -230,15 +230,6 @@ func (j *Journal) flow() jetstreamext.BatchFlowControl {
 	return jetstreamext.BatchFlowControl{AckFirst: false, AckTimeout: j.cfg.AttemptTimeout}
 }
 
-// streamed returns g when its batch was streamed whole and awaits its
-// commit, else nil.
-func (g *gather) streamed() *gather {
-	if g.bp == nil || g.err != nil {
-		return nil
-	}
-	return g
-}
-
 // commit commits the events of g and answers every request in it.
 func (j *Journal) commit(g *gather) {
 	live := g.live
@@ -256,7 +247,7 @@ func (j *Journal) commit(g *gather) {
 	}
 	ws := g.ws
 	start := time.Now()
-	first, old, err := j.publish(ws, g.streamed())
+	first, old, err := j.publish(g)
 	if j.cfg.OnCommit != nil {
 		j.cfg.OnCommit(len(ws), time.Since(start))
 	}
@@ -301,19 +292,21 @@ func (j *Journal) commit(g *gather) {
 	}
 }
 
-// publish commits ws after the fence, retrying with the same message ids
-// until the outcome is known; the first attempt commits streamed when it
-// is not nil. It returns the sequence of the first event; old reports a
-// single event that was already in the journal.
-func (j *Journal) publish(ws []wire, streamed *gather) (first uint64, old bool, err error) {
+// publish commits the events of g after the fence, retrying with the same
+// message ids until the outcome is known; the first attempt commits the
+// batch g streamed, if it streamed one whole. It returns the sequence of
+// the first event; old reports a single event that was already in the
+// journal.
+func (j *Journal) publish(g *gather) (first uint64, old bool, err error) {
+	ws := g.ws
 	expected := j.last.Load()
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		if j.ctx.Err() != nil {
 			return 0, false, ErrClosed
 		}
-		if attempt == 1 && streamed != nil {
-			first, err = j.commitStreamed(streamed)
+		if attempt == 1 && g.bp != nil && g.err == nil {
+			first, err = j.commitStreamed(g)
 		} else {
 			first, old, err = j.attempt(ws, expected)
 		}
