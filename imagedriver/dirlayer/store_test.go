@@ -117,7 +117,7 @@ func TestLinksInsideTheLayer(t *testing.T) {
 }
 
 // TestFolderReplaced checks entries that replace a folder the unpacking
-// has written into (and keeps open) with a file or a link, and then make it
+// has written into with a file or a link, and then make it
 // a folder again: each lands where its name says, and nothing of the
 // replaced folder is left.
 func TestFolderReplaced(t *testing.T) {

@@ -2,6 +2,7 @@ package dirlayer
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -52,7 +53,7 @@ func unpack(ctx context.Context, dir string, r io.Reader, diffID string) (layerM
 	defer root.Close()
 	src := &source{ctx: ctx, r: r, h: newHasher(sha256.New()), diffID: diffID}
 	defer src.h.Close()
-	u := &unpacker{root: root, files: map[string]int64{}, links: map[string]string{}, buf: make([]byte, 256<<10)}
+	u := &unpacker{root: root, files: map[string]int64{}, links: map[string]string{}, bw: bufio.NewWriterSize(nil, 256<<10)}
 	tr := tar.NewReader(src)
 	for {
 		hdr, err := tr.Next()
@@ -67,7 +68,7 @@ func unpack(ctx context.Context, dir string, r io.Reader, diffID string) (layerM
 		}
 	}
 	// What follows the end-of-archive blocks is part of the diff id too.
-	if _, err := io.CopyBuffer(io.Discard, src, u.buf); err != nil {
+	if _, err := io.Copy(io.Discard, src); err != nil {
 		return layerMeta{}, src.fault(err)
 	}
 	if err := src.mismatch(); err != nil {
@@ -151,7 +152,10 @@ type unpacker struct {
 	links     map[string]string // symbolic links, by name, with their slash-separated target
 	whiteouts []string
 	opaque    []string
-	buf       []byte
+	// bw writes file content in writes of its size but the last: a
+	// decompressor hands out a few KiB per read, and a write for each
+	// would cost a system call each.
+	bw *bufio.Writer
 }
 
 // entryFault wraps an error of the file system met while writing an entry:
@@ -219,7 +223,11 @@ func (u *unpacker) entry(hdr *tar.Header, body io.Reader) error {
 			return entryFault(hdr.Name, err)
 		}
 		w := &fileWriter{f: f}
-		n, err := copyFull(w, body, u.buf)
+		u.bw.Reset(w)
+		n, err := u.bw.ReadFrom(body)
+		if err == nil {
+			err = u.bw.Flush() // a failure is w.err
+		}
 		if cerr := f.Close(); w.err == nil && cerr != nil {
 			w.err = cerr
 		}
@@ -330,34 +338,6 @@ func (u *unpacker) viaLink(name string) string {
 		}
 	}
 	return ""
-}
-
-// copyFull copies r to w until r ends, in writes of len(buf) bytes but the
-// last: a decompressor hands out a few KiB per read, and a write for each
-// would cost a system call each.
-func copyFull(w io.Writer, r io.Reader, buf []byte) (int64, error) {
-	var written int64
-	for {
-		n, rerr := 0, error(nil)
-		for n < len(buf) && rerr == nil {
-			var k int
-			k, rerr = r.Read(buf[n:])
-			n += k
-		}
-		if n > 0 {
-			k, err := w.Write(buf[:n])
-			written += int64(k)
-			if err != nil {
-				return written, err
-			}
-		}
-		if rerr == io.EOF {
-			return written, nil
-		}
-		if rerr != nil {
-			return written, rerr
-		}
-	}
 }
 
 // fileWriter writes to f, keeping its failure apart from the reader's.

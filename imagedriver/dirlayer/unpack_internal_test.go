@@ -3,12 +3,8 @@ package dirlayer
 import (
 	"bytes"
 	"crypto/sha256"
-	"errors"
-	"io"
 	"math/rand/v2"
-	"slices"
 	"testing"
-	"testing/iotest"
 )
 
 // TestHasher checks that the hasher's sum is sha256's over writes of every
@@ -44,31 +40,3 @@ func TestHasher(t *testing.T) {
 	abandoned.Close()
 	abandoned.Close()
 }
-
-// TestCopyFull checks that copyFull copies everything in writes of the
-// buffer's size but the last, and passes on the reader's failures (an
-// archive cut short included) and the writer's.
-func TestCopyFull(t *testing.T) {
-	data := bytes.Repeat([]byte("0123456789"), 1000)
-	var sizes []int
-	w := writerFunc(func(p []byte) (int, error) { sizes = append(sizes, len(p)); return len(p), nil })
-	n, err := copyFull(w, iotest.OneByteReader(bytes.NewReader(data)), make([]byte, 4096))
-	if n != int64(len(data)) || err != nil {
-		t.Fatalf("copyFull = %d, %v; want %d, nil", n, err, len(data))
-	}
-	if want := []int{4096, 4096, 1808}; !slices.Equal(sizes, want) {
-		t.Errorf("writes of %v bytes, want %v", sizes, want)
-	}
-	if _, err := copyFull(io.Discard, io.MultiReader(bytes.NewReader(data), iotest.ErrReader(io.ErrUnexpectedEOF)), make([]byte, 4096)); err != io.ErrUnexpectedEOF {
-		t.Errorf("reader cut short: err %v, want %v", err, io.ErrUnexpectedEOF)
-	}
-	boom := errors.New("disk full")
-	failing := writerFunc(func(p []byte) (int, error) { return 10, boom })
-	if n, err := copyFull(failing, bytes.NewReader(data), make([]byte, 4096)); n != 10 || err != boom {
-		t.Errorf("failing writer: %d, %v; want 10, %v", n, err, boom)
-	}
-}
-
-type writerFunc func(p []byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
