@@ -6,10 +6,13 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/rs/zerolog"
 
 	"github.com/berthhq/berth/control"
 	"github.com/berthhq/berth/events"
+	"github.com/berthhq/berth/imagedriver"
+	"github.com/berthhq/berth/imagedriver/registry/registrytest"
 	"github.com/berthhq/berth/internal/agent"
 	"github.com/berthhq/berth/journal"
 )
@@ -43,6 +46,31 @@ func stopAgent(t *testing.T, a *agent.Agent) {
 // pingSpec is a container that runs until it is stopped.
 var pingSpec = events.ContainerSpec{Image: events.ImageSpec{Ref: "nanoserver"},
 	Command: events.CommandSpec{Entrypoint: []string{"ping"}, Args: []string{"-t", "localhost"}}}
+
+// pingPlatform is the platform of the simulated host and of pingImage's
+// image.
+var pingPlatform = imagedriver.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.20348.2227"}
+
+// pingImage returns pingSpec with a real image: one layer, pushed to a
+// loopback registry that the test's end closes.
+func pingImage(t *testing.T) events.ContainerSpec {
+	t.Helper()
+	reg := registrytest.New()
+	t.Cleanup(reg.Close)
+	layer, err := registrytest.Layer(map[string][]byte{"Files/app.txt": []byte("app")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := registrytest.Image(pingPlatform.OSVersion, v1.Config{Entrypoint: []string{"ping"}, Cmd: []string{"-t", "localhost"}}, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := pingSpec
+	if spec.Image.Ref, err = reg.Push("app:1", img); err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
 
 // startExternalServer starts a NATS server of the test's own on loopback,
 // with berth's NKey users made anew, shut down when the test ends. It

@@ -8,16 +8,13 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/nats-io/nats.go"
 
 	"github.com/berthhq/berth/control"
 	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/hcsdriver"
-	"github.com/berthhq/berth/imagedriver"
 	"github.com/berthhq/berth/imagedriver/dirlayer"
 	"github.com/berthhq/berth/imagedriver/registry"
-	"github.com/berthhq/berth/imagedriver/registry/registrytest"
 	"github.com/berthhq/berth/internal/agent"
 	"github.com/berthhq/berth/winsim"
 )
@@ -208,28 +205,15 @@ func failAt(id string, k int, durable bool) (fp func([]events.Event, bool), hit 
 }
 
 // TestCrashAtEveryStep stops the agent abruptly at every intent and
-// outcome of create, start, stop and remove, those of the image pull, the
-// scratch layer and the endpoint included, starts it again on the same
-// host, layer store and journal, and checks that the command got its
+// outcome of create, start, stop and remove, those of the scratch layer
+// and the endpoint included, starts it again on the same host, layer
+// folder and journal, and checks that the command got its
 // outcome (the inbox delivered it again), the fold matches the host, and,
 // once every container is removed, nothing is left on the host and no
 // scratch layer in the store.
 func TestCrashAtEveryStep(t *testing.T) {
 	stopIn := time.Second
-	reg := registrytest.New()
-	defer reg.Close()
-	layer, err := registrytest.Layer(map[string][]byte{"Files/app.txt": []byte("app")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := registrytest.Image(crashPlatform.OSVersion, v1.Config{Entrypoint: []string{"ping"}}, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := pingSpec
-	if spec.Image.Ref, err = reg.Push("app:1", img); err != nil {
-		t.Fatal(err)
-	}
+	spec := pingImage(t)
 	for _, tc := range []struct {
 		verb  string
 		setup func(ctx context.Context, r *rig)
@@ -276,14 +260,16 @@ func crashAt(t *testing.T, setup func(context.Context, *rig), cmd events.Command
 	cmd.ID = events.NewID()
 	fp, hit, release := failAt(cmd.ID, k, durable)
 	defer release()
-	store, err := dirlayer.New(filepath.Join(r.dir, "layers"))
-	r.must("layer store", err)
+	var store *dirlayer.Store // opened anew by each agent, as after a crash
 	start := func(fp func([]events.Event, bool)) {
+		var err error
+		store, err = dirlayer.New(filepath.Join(r.dir, "layers"))
+		r.must("layer store", err)
 		r.startWith(agent.Options{Network: r.host.Network(), Failpoint: fp,
-			Images: registry.New(registry.Options{TempDir: r.t.TempDir()}), Layers: store, Platform: crashPlatform})
+			Images: registry.New(registry.Options{TempDir: r.t.TempDir()}), Layers: store, Platform: pingPlatform})
 	}
 	start(fp)
-	_, err = r.client.ConfigureNetwork(ctx, events.NetworkConfig{ClusterCIDR: "10.200.0.0/16", NodeSlice: "10.200.1.0/24", Type: "nat"})
+	_, err := r.client.ConfigureNetwork(ctx, events.NetworkConfig{ClusterCIDR: "10.200.0.0/16", NodeSlice: "10.200.1.0/24", Type: "nat"})
 	r.must("network configure", err)
 	if setup != nil {
 		setup(ctx, r)
@@ -320,6 +306,3 @@ func crashAt(t *testing.T, setup func(context.Context, *rig), cmd events.Command
 	}
 	return true
 }
-
-// crashPlatform is the host platform of the crash test's agents and image.
-var crashPlatform = imagedriver.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.20348.2227"}
