@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,8 +64,8 @@ func TestClient_ContainerVerbs(t *testing.T) {
 	}
 }
 
-// Concurrent commands on one client share its reply subscription, and each
-// call gets the reply to its own command.
+// Concurrent commands on one client each get the reply to their own
+// command.
 func TestClient_ConcurrentCommandsGetTheirOwnReplies(t *testing.T) {
 	h := newHarness(t, hconfig{})
 	ctx := context.Background()
@@ -94,6 +95,31 @@ func TestClient_ConcurrentCommandsGetTheirOwnReplies(t *testing.T) {
 	}
 }
 
+// Commands waiting for their replies share the client's one reply
+// subscription.
+func TestClient_WaitingCommandsShareOneSubscription(t *testing.T) {
+	h := newHarness(t, hconfig{noInbox: true}) // nothing answers
+	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := h.client.Create(short, "warm", *spec("img")); !errors.Is(err, control.ErrPending) {
+		t.Fatalf("unanswered create: %v, want ErrPending", err)
+	}
+	subs := h.cnc.NumSubscriptions()
+	ctx, stop := context.WithCancel(context.Background())
+	const n = 8
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { _, _ = h.client.Create(ctx, fmt.Sprintf("web-%d", i), *spec("img")) })
+	}
+	h.inboxHolds(n + 1)
+	got := h.cnc.NumSubscriptions()
+	stop()
+	wg.Wait()
+	if got != subs {
+		t.Errorf("the client holds %d subscriptions while %d commands wait, %d with none waiting", got, n, subs)
+	}
+}
+
 // A call waiting for a reply ends when its connection closes: the command
 // stays queued.
 func TestClient_DoEndsWhenTheConnectionCloses(t *testing.T) {
@@ -104,9 +130,10 @@ func TestClient_DoEndsWhenTheConnectionCloses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { // closes the client's connection once the command is queued
+	in := h.cnc.Stats().InMsgs
+	go func() { // closes the client's connection once the command is queued and the client has its PubAck
 		for ctx.Err() == nil {
-			if st, err := js.Stream(ctx, h.subj.CommandStream()); err == nil && st.CachedInfo().State.Msgs > 0 {
+			if st, err := js.Stream(ctx, h.subj.CommandStream()); err == nil && st.CachedInfo().State.Msgs > 0 && h.cnc.Stats().InMsgs > in {
 				h.cnc.Close()
 				return
 			}

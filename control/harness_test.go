@@ -178,9 +178,15 @@ func (h *harness) streamMsgs(name string) uint64 {
 // and terminations reach the stream after the replies do.
 func (h *harness) inboxEmpties() {
 	h.t.Helper()
-	for start := time.Now(); h.streamMsgs(h.subj.CommandStream()) != 0; time.Sleep(5 * time.Millisecond) {
+	h.inboxHolds(0)
+}
+
+// inboxHolds waits until the command stream holds n commands.
+func (h *harness) inboxHolds(n uint64) {
+	h.t.Helper()
+	for start := time.Now(); h.streamMsgs(h.subj.CommandStream()) != n; time.Sleep(5 * time.Millisecond) {
 		if time.Since(start) > 10*time.Second {
-			h.t.Fatalf("%d commands stay in the inbox", h.streamMsgs(h.subj.CommandStream()))
+			h.t.Fatalf("the inbox holds %d commands, want %d", h.streamMsgs(h.subj.CommandStream()), n)
 		}
 	}
 }

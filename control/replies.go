@@ -36,7 +36,12 @@ func (r *replies) await(nc *nats.Conn) (string, <-chan *nats.Msg, func(), error)
 			r.err = fmt.Errorf("reply subscription: %w", err)
 			return
 		}
-		sub.SetClosedHandler(func(string) { close(r.gone) })
+		var closed sync.Once
+		done := func(string) { closed.Do(func() { close(r.gone) }) }
+		sub.SetClosedHandler(done)
+		if !sub.IsValid() { // it ended before the handler was set
+			done("")
+		}
 	})
 	if r.err != nil {
 		return "", nil, nil, r.err
