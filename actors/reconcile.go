@@ -225,6 +225,16 @@ func (n *Node) observeRetrying(ctx context.Context, st *events.State) (Observed,
 	}
 }
 
+// answered waits for an actor's answer on done, and returns it or why it
+// did not come.
+func answered(ctx context.Context, n *Node, done <-chan error) error {
+	aerr, err := await(ctx, n, done)
+	if err != nil {
+		return err
+	}
+	return aerr
+}
+
 // execute runs one action within the per-item timeout.
 func (n *Node) execute(ctx context.Context, a events.Action) events.ActionResult {
 	ictx, cancel := context.WithTimeout(ctx, n.cfg.ReconcileTimeout)
@@ -234,16 +244,12 @@ func (n *Node) execute(ctx context.Context, a events.Action) events.ActionResult
 	switch {
 	case slices.Contains(containerActions, a.Kind):
 		n.sys.Root.Send(n.pid, &reconcileMsg{action: a, done: done})
+		err = answered(ictx, n, done)
 	case a.Kind == events.ActionRecreateNetwork:
 		n.sys.Root.Send(n.netPID.Load(), &renewNetwork{done: done})
+		err = answered(ictx, n, done)
 	default:
-		done, err = nil, n.reap(ictx, a)
-	}
-	if done != nil {
-		var aerr error
-		if aerr, err = await(ictx, n, done); err == nil {
-			err = aerr
-		}
+		err = n.reap(ictx, a)
 	}
 	r := events.ActionResult{Action: a, Outcome: events.OutcomeOK}
 	switch {
