@@ -153,20 +153,16 @@ func benchBoot(ctx context.Context, short bool) ([]Row, error) {
 			what string
 			r    bootResult
 		}{{"no snapshot", cold}, {"snapshot at the tail", warm}} {
-			b.r.fresh = fresh
-			ms := func(name string, d time.Duration) Figure {
-				return Figure{Name: name, Value: d.Seconds() * 1000, Format: "%.0f"}
-			}
 			rows = append(rows, Row{Label: fmt.Sprintf("%d events, %d running, %s", st.Seq, live, b.what), Figures: []Figure{
-				ms("nats (fresh) ms", b.r.fresh),
-				ms("nats ms", b.r.nats),
-				ms("open ms", b.r.open),
-				ms("last ms", b.r.stats.Lookup),
-				ms("snap get ms", b.r.stats.SnapshotGet),
-				ms("snap decode ms", b.r.stats.SnapshotDecode),
+				msFigure("nats (fresh) ms", fresh),
+				msFigure("nats ms", b.r.nats),
+				msFigure("open ms", b.r.open),
+				msFigure("last ms", b.r.stats.Lookup),
+				msFigure("snap get ms", b.r.stats.SnapshotGet),
+				msFigure("snap decode ms", b.r.stats.SnapshotDecode),
 				{Name: "tail events", Value: float64(b.r.stats.TailEvents)},
-				ms("tail ms", b.r.stats.Tail),
-				ms("spawn ms", b.r.spawn),
+				msFigure("tail ms", b.r.stats.Tail),
+				msFigure("spawn ms", b.r.spawn),
 				{Name: "replay s", Value: b.r.replay.Seconds(), Format: "%.2f"},
 				{Name: "reconcile s", Value: b.r.reconcile.Seconds(), Format: "%.2f"},
 				{Name: "boot to ready s", Value: (b.r.replay + b.r.reconcile).Seconds(), Format: "%.2f"},
@@ -180,11 +176,15 @@ func benchBoot(ctx context.Context, short bool) ([]Row, error) {
 // bootResult is where one boot spent its time. replay runs from opening
 // the journal to the actors being spawned; nats is the embedded server's
 // start on the existing store (stream recovery) before that, with the
-// history older than the duplicates window; fresh is the same start with
-// all of it inside the window (see journalFixture.restart).
+// history older than the duplicates window (see journalFixture.restart).
 type bootResult struct {
-	fresh, nats, open, spawn, replay, reconcile time.Duration
-	stats                                       journal.BootStats
+	nats, open, spawn, replay, reconcile time.Duration
+	stats                                journal.BootStats
+}
+
+// msFigure is d in whole milliseconds.
+func msFigure(name string, d time.Duration) Figure {
+	return Figure{Name: name, Value: ms(d), Format: "%.0f"}
 }
 
 // bootOnce restarts the embedded server on its store, then starts a node

@@ -8,8 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 
+	"github.com/berthhq/berth/events"
 	"github.com/berthhq/berth/journal"
 )
 
@@ -83,7 +83,7 @@ func publishCosts(ctx context.Context, label string, storage jetstream.StorageTy
 		return nil, err
 	}
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: "BENCH", Subjects: []string{"berth.evt." + benchNode + ".>"}, Storage: storage, AllowAtomicPublish: true,
+		Name: "BENCH", Subjects: []string{events.NewSubjects("", benchNode).Events()}, Storage: storage, AllowAtomicPublish: true,
 	}); err != nil {
 		return nil, err
 	}
@@ -92,20 +92,12 @@ func publishCosts(ctx context.Context, label string, storage jetstream.StorageTy
 	for _, size := range []int{1, 2, 8, 64} {
 		var lat latencies
 		for range n {
-			msgs := make([]*nats.Msg, size)
-			for i := range msgs {
-				ev := lc.next()
-				if msgs[i], err = journalMsg(&ev); err != nil {
-					return nil, err
-				}
+			msgs, err := lc.msgs(size)
+			if err != nil {
+				return nil, err
 			}
 			start := time.Now()
-			if size == 1 {
-				_, err = js.PublishMsg(ctx, msgs[0])
-			} else {
-				_, err = jetstreamext.PublishMsgBatch(ctx, js, msgs, jetstreamext.BatchFlowControl{AckFirst: false})
-			}
-			if err != nil {
+			if err := publishRaw(ctx, js, msgs, noFirstAck); err != nil {
 				return nil, err
 			}
 			lat.add(time.Since(start))
